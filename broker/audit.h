@@ -1,0 +1,101 @@
+/*
+ * The audit log: one JSON line per request, appended (write(2) completed)
+ * before the answer is sent, chained with a keyed BLAKE2b MAC whose key
+ * ratchets forward.  Nothing here knows about the event loop: server.c
+ * calls audit_sync() from a worker thread and feeds checkpoints to the vault.
+ *
+ * Functions return 0 or -errno and never print; audit_problem() says what is
+ * wrong while degraded.
+ */
+#ifndef SECRETD_AUDIT_H
+#define SECRETD_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "identity.h"
+
+#define AUDIT_KEY_LEN 32
+#define AUDIT_CHECKPOINT_MAX 128
+
+enum audit_sync_mode {
+	AUDIT_SYNC_BATCH,  /* fsync every few milliseconds */
+	AUDIT_SYNC_ALWAYS, /* the reply waits for the fsync covering it */
+};
+
+struct audit_options {
+	enum audit_sync_mode sync;
+	unsigned epoch_records; /* ratchet after this many records ... */
+	unsigned epoch_seconds; /* ... or this many seconds, whichever first */
+};
+
+/* One request as the log records it.  No value, nothing derived from one. */
+struct audit_event {
+	const char *op;        /* "get", "put", ... */
+	const char *name;      /* NULL when the op has none */
+	size_t name_len;
+	long long version;     /* -1 when not applicable */
+	const char *decision;  /* "allow", "deny", "error" */
+	unsigned rule;         /* deciding policy line, 0 = default deny */
+	const struct identity *who;
+	const char *error;     /* NULL when none */
+	long long count;       /* list: names returned; -1 when not applicable */
+};
+
+struct audit;
+
+/*
+ * Open (create, mode 0600) the log at path for appending, derive the chain
+ * key from master, and continue seq and chain from the file's last record
+ * (or from the vault checkpoint blob, if given, when the file is new).
+ */
+int audit_open(const char *path, const uint8_t master[32],
+	       const struct audit_options *opt, const uint8_t *checkpoint,
+	       size_t checkpoint_len, struct audit **out, char *err, size_t errlen);
+
+/*
+ * Append one record; returns 0 once write(2) has taken all of it.  On any
+ * failure the log enters the degraded state and -errno is returned.
+ */
+int audit_append(struct audit *a, const struct audit_event *ev);
+
+/* False while degraded: no secret may be released or changed. */
+bool audit_healthy(const struct audit *a);
+const char *audit_problem(const struct audit *a);
+
+/* While degraded: try to write again (reopening the file); 0 when healthy. */
+int audit_recover(struct audit *a);
+
+/* SIGHUP: reopen the path (after logrotate's rename); the chain continues. */
+int audit_reopen(struct audit *a);
+
+/*
+ * Durability.  audit_sync_begin (loop thread) returns the seq that the sync
+ * will cover and the checkpoint blob for the vault; audit_sync_run may then
+ * run on any thread; audit_sync_end (loop thread) records the result.
+ */
+uint64_t audit_sync_begin(struct audit *a, uint8_t *checkpoint, size_t *len);
+int audit_sync_run(struct audit *a);
+void audit_sync_end(struct audit *a, uint64_t covered, int result);
+bool audit_dirty(const struct audit *a); /* written but not yet synced */
+uint64_t audit_last_seq(const struct audit *a);
+uint64_t audit_synced_seq(const struct audit *a);
+
+/* Ratchet if the epoch's time is up (called from a timer). */
+int audit_tick(struct audit *a);
+
+/* Write the clean-shutdown record, sync, close, wipe keys. */
+int audit_close(struct audit *a);
+
+/*
+ * Verify files in order with the master key; with a checkpoint blob, also
+ * that nothing after it was cut off.  Returns 0 intact, 1 broken (report
+ * names file, line and seq), -errno when a file cannot be read.  report gets
+ * a one-line summary either way.
+ */
+int audit_verify(const uint8_t master[32], const char *const *files, size_t nfiles,
+		 const uint8_t *checkpoint, size_t checkpoint_len,
+		 char *report, size_t reportlen);
+
+#endif
