@@ -1,10 +1,11 @@
 /*
  * The pattern language shared by secret names and cgroup paths:
- * '/'-separated segments, '*' matches within one segment, '**' as a whole
- * segment matches any number of segments.  As in gitignore, a trailing '**'
- * needs at least one segment ("app/**" is everything below app/, not "app"
- * itself) while a '**' inside ("a/**/b") may match none ("a/b").  "**" alone
- * matches every name.
+ * '/'-separated segments; '*' matches within one segment; "**" as a whole
+ * segment matches any number of segments.  As in gitignore, a trailing "**"
+ * needs at least one segment (the pattern app + "/" + "**" is everything
+ * below app/, not "app" itself) while a "**" between two segments may match
+ * none (a + "/" + "**" + "/" + b matches "a/b").  "**" alone matches every
+ * name.
  */
 #ifndef SECRETD_GLOB_H
 #define SECRETD_GLOB_H

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +15,7 @@
 
 const char *keyfile_default_path(void)
 {
-	static char cred_path[PATH_MAX];
+	static char cred_path[4096];
 	const char *dir = getenv("CREDENTIALS_DIRECTORY");
 
 	if (dir != NULL && dir[0] == '/') {

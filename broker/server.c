@@ -1,1 +1,1525 @@
-/* (being written) */
+/*
+ * The event loop.  Each connection carries one request at a time through
+ * these steps, all on the loop thread except the two marked:
+ *
+ *   read frame -> decode -> rate limit -> identity + policy -> vault
+ *   (writes: the writer batch, on a worker thread) -> audit record ->
+ *   (audit-sync = always: the fsync, on a worker thread) -> reply
+ *
+ * The reply is sent only after its audit record has been written; when the
+ * log cannot be written, nothing but ping and whoami is answered with
+ * anything other than "unavailable".  Requests pipelined on one connection
+ * wait in its input buffer and are answered in order.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "glob.h"
+#include "limits.h"
+#include "log.h"
+#include "peer.h"
+#include <secretd/names.h>
+#include <secretd/wire.h>
+
+#define IN_INITIAL 4000  /* with sodium_malloc's canary, one page */
+#define OUT_INITIAL 4000
+#define TICK_MS 1000
+#define BATCH_SYNC_MS 5
+#define MESSAGE_MAX 256
+#define LISTEN_BACKLOG 1024
+
+struct server;
+struct conn;
+
+/* A put or delete on its way to the writer thread. */
+struct write_job {
+	struct write_job *next;
+	struct conn *conn;
+	struct vault_op op;
+};
+
+/* An answer decided but not yet sent. */
+struct pending {
+	struct wire_response resp;
+	char message[MESSAGE_MAX];
+	struct vault_secret *secret; /* GET: the value, wiped when sent */
+	struct wire_str *items;      /* LIST, WHOAMI */
+	char *item_text;             /* the bytes items point into */
+	uint64_t seq;                /* audit record to be durable first; 0 none */
+	bool withhold_on_failure;    /* releases or changes a secret */
+};
+
+struct conn {
+	uv_pipe_t pipe; /* first: libuv hands back the handle */
+	struct server *srv;
+	struct conn *prev, *next;  /* all connections */
+	struct conn *wait_next;    /* waiting for an audit sync */
+	struct identity id;
+	struct limits_slot *slot;
+	uint8_t *in;               /* sodium_malloc: frames may carry values */
+	size_t in_len, in_cap;
+	uint8_t *out;              /* sodium_malloc: replies may carry values */
+	size_t out_cap;
+	uv_write_t wreq;
+	size_t frame_len;          /* bytes of the request being handled */
+	uint8_t req_type;
+	uint64_t frame_started_ms; /* first byte of an unfinished request */
+	uint64_t active_ms;        /* last request finished */
+	struct pending pending;
+	struct write_job job;
+	bool reading, busy, dispatching, writing, waiting;
+	bool close_after_reply, closing, closed;
+};
+
+struct server {
+	uv_loop_t loop;
+	uv_pipe_t listener;
+	uv_signal_t sig_hup, sig_term, sig_int;
+	uv_timer_t tick, flush;
+	const struct config *cfg;
+	struct vault *vault;
+	struct vault_writer *writer;
+	struct audit *audit;
+	struct policy *policy;
+	struct limits *limits;
+	struct conn *conns;
+	size_t nconns;
+	/* the writer: queued jobs, and the batch on the worker thread */
+	struct write_job *queue, **queue_tail;
+	struct write_job *batch;
+	struct vault_op *ops;
+	size_t nops, ops_cap;
+	uv_work_t write_work;
+	bool write_busy;
+	uint8_t ckpt_pending[AUDIT_CHECKPOINT_MAX], ckpt_running[AUDIT_CHECKPOINT_MAX];
+	size_t ckpt_pending_len, ckpt_running_len;
+	bool ckpt_dirty;
+	/* the audit log's fsync on a worker thread */
+	uv_work_t sync_work;
+	bool sync_busy, flush_armed;
+	int sync_rc;
+	uint64_t sync_covers;
+	uint8_t sync_ckpt[AUDIT_CHECKPOINT_MAX];
+	size_t sync_ckpt_len;
+	struct conn *waiters;
+	bool audit_was_healthy;
+	bool stopping;
+	char banner[64];
+};
+
+static void process_input(struct conn *c);
+static void conn_close(struct conn *c);
+static void request_done(struct conn *c);
+static void writer_kick(struct server *s);
+static void sync_kick(struct server *s);
+static void maybe_finish_shutdown(struct server *s);
+static void on_flush(uv_timer_t *t);
+
+/* ---- small helpers -------------------------------------------------- */
+
+static uint64_t now_ms(struct server *s)
+{
+	return uv_now(&s->loop);
+}
+
+static bool op_needs_audit(uint8_t type)
+{
+	return type != WIRE_PING && type != WIRE_WHOAMI;
+}
+
+static void note_audit_state(struct server *s)
+{
+	bool healthy = audit_healthy(s->audit);
+
+	if (healthy == s->audit_was_healthy)
+		return;
+	s->audit_was_healthy = healthy;
+	if (healthy)
+		log_warn("audit log writable again: serving secrets");
+	else
+		log_err("audit log cannot be written (%s): releasing no secret until it can",
+			audit_problem(s->audit));
+}
+
+/* ---- listening socket ---------------------------------------------- */
+
+static int fill_sockaddr(const char *path, struct sockaddr_un *sa, char *err, size_t errlen)
+{
+	size_t len = strlen(path);
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (len == 0 || len >= sizeof(sa->sun_path)) {
+		snprintf(err, errlen, "socket path %s: too long for a Unix socket", path);
+		return -1;
+	}
+	memcpy(sa->sun_path, path, len);
+	return 0;
+}
+
+/* A socket file nobody listens on is a dead broker's; anything else stays. */
+static int clear_stale_socket(const char *path, const struct sockaddr_un *sa,
+			      char *err, size_t errlen)
+{
+	struct stat st;
+	int probe, rc;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "socket path %s exists and is not a socket", path);
+		return -1;
+	}
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	rc = connect(probe, (const struct sockaddr *)sa, sizeof(*sa));
+	close(probe);
+	if (rc == 0) {
+		snprintf(err, errlen, "another secretd is listening on %s", path);
+		return -1;
+	}
+	if (unlink(path) != 0) {
+		snprintf(err, errlen, "removing stale socket %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int server_listen(const char *path, mode_t mode, int *out, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	mode_t old_umask;
+	int fd, rc;
+
+	if (fill_sockaddr(path, &sa, err, errlen) != 0 ||
+	    clear_stale_socket(path, &sa, err, errlen) != 0)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* Born private, then opened to the configured mode. */
+	old_umask = umask(0177);
+	rc = bind(fd, (const struct sockaddr *)&sa, sizeof(sa));
+	umask(old_umask);
+	if (rc != 0 || chmod(path, mode) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+		snprintf(err, errlen, "socket %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* ---- answers ---------------------------------------------------------- */
+
+static void pending_clear(struct pending *p)
+{
+	vault_secret_free(p->secret);
+	free(p->items);
+	free(p->item_text);
+	memset(p, 0, sizeof(*p));
+}
+
+static void pending_error(struct conn *c, uint8_t status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Replace whatever was pending with an error status and message. */
+static void pending_error(struct conn *c, uint8_t status, const char *fmt, ...)
+{
+	struct pending *p = &c->pending;
+	va_list ap;
+	int n;
+
+	pending_clear(p);
+	va_start(ap, fmt);
+	n = vsnprintf(p->message, sizeof(p->message), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		p->message[0] = '\0';
+	p->resp.type = c->req_type;
+	p->resp.status = status;
+	p->resp.value.ptr = (const uint8_t *)p->message;
+	p->resp.value.len = strlen(p->message);
+}
+
+static int out_reserve(struct conn *c, size_t need)
+{
+	uint8_t *bigger;
+
+	if (need <= c->out_cap)
+		return 0;
+	bigger = sodium_malloc(need);
+	if (bigger == NULL)
+		return -1;
+	sodium_free(c->out);
+	c->out = bigger;
+	c->out_cap = need;
+	return 0;
+}
+
+/* A large reply buffer is given back once its reply is gone. */
+static void out_shrink(struct conn *c)
+{
+	if (c->out_cap > OUT_INITIAL) {
+		sodium_free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct conn *c = req->data;
+
+	c->writing = false;
+	sodium_memzero(c->out, c->out_cap);
+	out_shrink(c);
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->close_after_reply) {
+		conn_close(c);
+		return;
+	}
+	process_input(c);
+}
+
+/* Encode the pending answer and hand it to the socket. */
+static void send_pending(struct conn *c)
+{
+	struct pending *p = &c->pending;
+	size_t size = wire_response_size(&p->resp);
+	long n;
+	int w;
+	uv_buf_t buf;
+
+	if (out_reserve(c, size) != 0) {
+		pending_error(c, WIRE_ERROR, "out of memory");
+		size = wire_response_size(&p->resp);
+		if (out_reserve(c, size) != 0) {
+			pending_clear(p);
+			conn_close(c);
+			return;
+		}
+	}
+	n = wire_encode_response(&p->resp, c->out, c->out_cap);
+	pending_clear(p);
+	if (n < 0) {
+		log_err("encoding a reply failed: %s", wire_strerror((int)n));
+		conn_close(c);
+		return;
+	}
+	buf = uv_buf_init((char *)c->out, (unsigned)n);
+	w = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
+	if (w == n) {
+		sodium_memzero(c->out, (size_t)n);
+		out_shrink(c);
+		request_done(c);
+		return;
+	}
+	if (w < 0 && w != UV_EAGAIN) {
+		conn_close(c);
+		return;
+	}
+	if (w > 0) {
+		buf.base += w;
+		buf.len -= (unsigned)w;
+	}
+	c->writing = true;
+	c->wreq.data = c;
+	if (uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &buf, 1, on_write) != 0) {
+		c->writing = false;
+		conn_close(c);
+		return;
+	}
+	request_done(c);
+}
+
+/*
+ * The answer is decided and its audit record written: send it now, or, with
+ * audit-sync = always, once the record is on disk.
+ */
+static void finish(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (c->closing) {
+		pending_clear(&c->pending);
+		request_done(c);
+		return;
+	}
+	if (c->pending.seq != 0 && s->cfg->audit_sync_always &&
+	    audit_synced_seq(s->audit) < c->pending.seq) {
+		c->waiting = true;
+		c->wait_next = s->waiters;
+		s->waiters = c;
+		sync_kick(s);
+		return;
+	}
+	send_pending(c);
+}
+
+/* ---- audit ------------------------------------------------------------ */
+
+struct event {
+	const char *op; /* NULL: the request type's name */
+	const char *name;
+	size_t name_len;
+	long long version;
+	const char *decision;
+	unsigned rule;
+	const char *error;
+	long long count;
+};
+
+/*
+ * Write the request's record.  Returns false when it could not be written:
+ * the caller then withholds anything but ping and whoami.
+ */
+static bool audit_request(struct conn *c, const struct event *e)
+{
+	struct server *s = c->srv;
+	const char *op = e->op != NULL ? e->op : wire_type_name(c->req_type);
+	struct audit_event ev = {
+		.op = op != NULL ? op : "malformed",
+		.name = e->name,
+		.name_len = e->name_len,
+		.version = e->version,
+		.decision = e->decision,
+		.rule = e->rule,
+		.who = &c->id,
+		.error = e->error,
+		.count = e->count,
+	};
+	int rc = audit_append(s->audit, &ev);
+
+	note_audit_state(s);
+	if (rc != 0)
+		return false;
+	c->pending.seq = audit_last_seq(s->audit);
+	if (s->cfg->audit_sync_always) {
+		sync_kick(s);
+	} else if (!s->flush_armed) {
+		s->flush_armed = true;
+		uv_timer_start(&s->flush, on_flush, BATCH_SYNC_MS, 0);
+	}
+	return true;
+}
+
+/* Audit an answer that is an error (or a denial), then send it. */
+static void answer_error(struct conn *c, const struct event *e, uint8_t status,
+			 const char *message)
+{
+	bool logged = audit_request(c, e);
+
+	if (!logged && op_needs_audit(c->req_type)) {
+		status = WIRE_UNAVAILABLE;
+		message = "audit log cannot be written";
+	}
+	pending_error(c, status, "%s", message);
+	if (!logged)
+		c->pending.seq = 0;
+	finish(c);
+}
+
+/* Audit a successful answer already in c->pending, then send it. */
+static void answer_ok(struct conn *c, const struct event *e)
+{
+	if (!audit_request(c, e) && op_needs_audit(c->req_type)) {
+		pending_error(c, WIRE_UNAVAILABLE, "audit log cannot be written");
+		c->pending.seq = 0;
+	}
+	finish(c);
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static struct event event_for(const struct wire_request *req)
+{
+	struct event e = {
+		.version = -1,
+		.decision = "error",
+		.count = -1,
+	};
+
+	if (req->type == WIRE_GET || req->type == WIRE_PUT || req->type == WIRE_DELETE ||
+	    (req->type == WIRE_LIST && req->name.len > 0)) {
+		e.name = (const char *)req->name.ptr;
+		e.name_len = req->name.len;
+	}
+	if (req->type == WIRE_GET && req->version != 0)
+		e.version = req->version;
+	return e;
+}
+
+/*
+ * Checks every request that touches secrets passes before policy: a
+ * well-formed name, a known caller, a writable audit log.  false: answered.
+ */
+static bool admit(struct conn *c, const struct wire_request *req, struct event *e)
+{
+	struct server *s = c->srv;
+	const char *why = NULL;
+
+	if (req->type != WIRE_LIST && !name_valid((const char *)req->name.ptr, req->name.len, &why)) {
+		e->error = "bad name";
+		answer_error(c, e, WIRE_INVALID, why);
+		return false;
+	}
+	if (!audit_healthy(s->audit)) {
+		/* Nothing can be recorded, so nothing is answered (no record). */
+		pending_error(c, WIRE_UNAVAILABLE, "audit log cannot be written");
+		finish(c);
+		return false;
+	}
+	if (!c->id.established) {
+		char msg[MESSAGE_MAX];
+
+		snprintf(msg, sizeof(msg), "identity not established: %s", c->id.problem);
+		e->decision = "deny";
+		e->error = "identity not established";
+		answer_error(c, e, WIRE_DENIED, msg);
+		return false;
+	}
+	return true;
+}
+
+/* The policy decision for one name; on deny the request is answered. */
+static bool permitted(struct conn *c, unsigned perm, const struct wire_str *name,
+		      struct event *e)
+{
+	bool ok = policy_eval(c->srv->policy, &c->id, perm, (const char *)name->ptr,
+			      name->len, &e->rule);
+
+	if (!ok) {
+		e->decision = "deny";
+		e->error = "permission denied";
+		answer_error(c, e, WIRE_DENIED, "permission denied");
+	}
+	return ok;
+}
+
+static void handle_get(struct conn *c, const struct wire_request *req)
+{
+	struct event e = event_for(req);
+	struct vault_secret *secret = NULL;
+	int rc;
+
+	if (!admit(c, req, &e) || !permitted(c, PERM_READ, &req->name, &e))
+		return;
+	rc = vault_get(c->srv->vault, (const char *)req->name.ptr, req->name.len,
+		       req->version, &secret);
+	if (rc == VAULT_E_NOTFOUND) {
+		e.error = "not found";
+		answer_error(c, &e, WIRE_NOT_FOUND, "not found");
+		return;
+	}
+	if (rc != VAULT_OK) {
+		e.error = vault_strerror(rc);
+		log_err("get: %.*s: %s", (int)req->name.len, (const char *)req->name.ptr,
+			vault_strerror(rc));
+		answer_error(c, &e, WIRE_ERROR, vault_strerror(rc));
+		return;
+	}
+	e.decision = "allow";
+	e.version = secret->version;
+	c->pending.secret = secret;
+	c->pending.withhold_on_failure = true;
+	c->pending.resp.type = WIRE_GET;
+	c->pending.resp.status = WIRE_OK;
+	c->pending.resp.version = secret->version;
+	c->pending.resp.value.ptr = secret->data;
+	c->pending.resp.value.len = secret->len;
+	answer_ok(c, &e);
+}
+
+/* Hand a put or delete to the writer; write_done() answers it. */
+static void submit_write(struct conn *c, const struct wire_request *req,
+			 enum vault_op_kind kind)
+{
+	struct server *s = c->srv;
+	struct write_job *job = &c->job;
+
+	memset(job, 0, sizeof(*job));
+	job->conn = c;
+	job->op.kind = kind;
+	job->op.name = (const char *)req->name.ptr;
+	job->op.name_len = req->name.len;
+	job->op.value = req->value.ptr;
+	job->op.value_len = req->value.len;
+	*s->queue_tail = job;
+	s->queue_tail = &job->next;
+	writer_kick(s);
+}
+
+static void handle_put(struct conn *c, const struct wire_request *req)
+{
+	struct event e = event_for(req);
+	unsigned max = c->srv->cfg->max_secret_size;
+
+	if (!admit(c, req, &e))
+		return;
+	if (req->value.len > max) {
+		char msg[MESSAGE_MAX];
+
+		snprintf(msg, sizeof(msg), "value too large: %zu bytes, the broker's max-secret-size is %u",
+			 req->value.len, max);
+		e.error = "value too large";
+		answer_error(c, &e, WIRE_INVALID, msg);
+		return;
+	}
+	if (!permitted(c, PERM_WRITE, &req->name, &e))
+		return;
+	submit_write(c, req, VAULT_OP_PUT);
+}
+
+static void handle_delete(struct conn *c, const struct wire_request *req)
+{
+	struct event e = event_for(req);
+
+	if (!admit(c, req, &e) || !permitted(c, PERM_DELETE, &req->name, &e))
+		return;
+	submit_write(c, req, VAULT_OP_DELETE);
+}
+
+/* A written put or delete: audit it (even if the caller has gone), answer. */
+static void write_done(struct conn *c)
+{
+	struct wire_request req = {
+		.type = c->req_type,
+		.name = { (const uint8_t *)c->job.op.name, c->job.op.name_len },
+	};
+	struct event e = event_for(&req);
+	const struct vault_op *op = &c->job.op;
+	unsigned ignored;
+
+	if (op->result == VAULT_OK) {
+		e.decision = "allow";
+		e.version = op->version;
+		e.rule = 0;
+		policy_eval(c->srv->policy, &c->id,
+			    op->kind == VAULT_OP_PUT ? PERM_WRITE : PERM_DELETE,
+			    op->name, op->name_len, &e.rule);
+		c->pending.resp.type = c->req_type;
+		c->pending.resp.status = WIRE_OK;
+		c->pending.resp.version = op->version;
+		c->pending.withhold_on_failure = true;
+		if (op->kind == VAULT_OP_DELETE)
+			e.version = -1, e.count = op->version;
+		answer_ok(c, &e);
+		return;
+	}
+	if (op->result == VAULT_E_NOTFOUND) {
+		/* "Not found" is only said to a caller that may read the name. */
+		bool may_read = policy_eval(c->srv->policy, &c->id, PERM_READ, op->name,
+					    op->name_len, &ignored);
+		e.error = "not found";
+		answer_error(c, &e, may_read ? WIRE_NOT_FOUND : WIRE_DENIED,
+			     may_read ? "not found" : "permission denied");
+		return;
+	}
+	log_err("%s: %.*s: %s", wire_type_name(c->req_type), (int)op->name_len, op->name,
+		vault_strerror(op->result));
+	e.error = vault_strerror(op->result);
+	answer_error(c, &e, WIRE_ERROR, vault_strerror(op->result));
+}
+
+struct list_ctx {
+	struct conn *c;
+	const struct wire_str *glob;
+	char *text;          /* the names, one after another */
+	size_t text_len, text_cap;
+	size_t *lens;        /* and their lengths */
+	size_t count, lens_cap;
+	size_t encoded;      /* bytes the names take on the wire */
+	bool too_many, nomem;
+};
+
+static bool grow(void **buf, size_t *cap, size_t need, size_t unit)
+{
+	size_t n = *cap ? *cap : 64;
+	void *bigger;
+
+	if (need <= *cap)
+		return true;
+	while (n < need)
+		n *= 2;
+	bigger = realloc(*buf, n * unit);
+	if (bigger == NULL)
+		return false;
+	*buf = bigger;
+	*cap = n;
+	return true;
+}
+
+static int list_one(const char *name, size_t len, void *arg)
+{
+	struct list_ctx *l = arg;
+	unsigned line;
+
+	if (l->glob->len > 0 && !glob_match((const char *)l->glob->ptr, l->glob->len, name, len))
+		return 0;
+	if (!policy_eval(l->c->srv->policy, &l->c->id, PERM_LIST, name, len, &line))
+		return 0;
+	if (l->encoded + 2 + len > WIRE_MAX_RESPONSE - 64) {
+		l->too_many = true;
+		return 1;
+	}
+	if (!grow((void **)&l->text, &l->text_cap, l->text_len + len, 1) ||
+	    !grow((void **)&l->lens, &l->lens_cap, l->count + 1, sizeof(size_t))) {
+		l->nomem = true;
+		return 1;
+	}
+	memcpy(l->text + l->text_len, name, len);
+	l->text_len += len;
+	l->lens[l->count++] = len;
+	l->encoded += 2 + len;
+	return 0;
+}
+
+static bool glob_valid(const struct wire_str *g)
+{
+	if (g->len > NAME_MAX_LEN)
+		return false;
+	for (size_t i = 0; i < g->len; i++) {
+		uint8_t ch = g->ptr[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-' ||
+		      ch == '/' || ch == '*'))
+			return false;
+	}
+	return true;
+}
+
+static void handle_list(struct conn *c, const struct wire_request *req)
+{
+	struct event e = event_for(req);
+	struct list_ctx l = { .c = c, .glob = &req->name };
+	struct wire_str *items = NULL;
+	size_t off = 0;
+
+	if (!glob_valid(&req->name)) {
+		e.error = "bad glob";
+		answer_error(c, &e, WIRE_INVALID,
+			     "bad glob: use name characters, '/' and '*' only, at most 255 bytes");
+		return;
+	}
+	if (!admit(c, req, &e))
+		return;
+	if (vault_list(c->srv->vault, list_one, &l) < 0 || l.nomem || l.too_many ||
+	    (items = calloc(l.count ? l.count : 1, sizeof(*items))) == NULL) {
+		e.error = l.too_many ? "too many names" : "list failed";
+		answer_error(c, &e, l.too_many ? WIRE_INVALID : WIRE_ERROR,
+			     l.too_many ? "too many names for one answer; narrow the glob"
+					: "listing failed");
+		free(l.text);
+		free(l.lens);
+		return;
+	}
+	for (size_t i = 0; i < l.count; i++) {
+		items[i].ptr = (const uint8_t *)l.text + off;
+		items[i].len = l.lens[i];
+		off += l.lens[i];
+	}
+	free(l.lens);
+	e.decision = "allow";
+	e.count = (long long)l.count;
+	c->pending.items = items;
+	c->pending.item_text = l.text;
+	c->pending.resp.type = WIRE_LIST;
+	c->pending.resp.status = WIRE_OK;
+	c->pending.resp.items = items;
+	c->pending.resp.nitems = l.count;
+	answer_ok(c, &e);
+}
+
+static void handle_ping(struct conn *c)
+{
+	struct event e = { .version = -1, .decision = "allow", .count = -1 };
+
+	c->pending.resp.type = WIRE_PING;
+	c->pending.resp.status = WIRE_OK;
+	c->pending.resp.value.ptr = (const uint8_t *)c->srv->banner;
+	c->pending.resp.value.len = strlen(c->srv->banner);
+	answer_ok(c, &e);
+}
+
+/* whoami: what the broker sees, as key/value pairs. */
+static int whoami_text(const struct identity *id, char *text, size_t cap,
+		       size_t offsets[], size_t lens[], size_t *n)
+{
+	char groups[1024] = "";
+	size_t glen = 0, pos = 0;
+	const char *values[10][2];
+	char uid[16], gid[16], pid[16];
+
+	for (size_t i = 0; i < id->ngroups && glen + 12 < sizeof(groups); i++)
+		glen += (size_t)snprintf(groups + glen, sizeof(groups) - glen, "%s%u",
+					 i ? "," : "", (unsigned)id->groups[i]);
+	snprintf(uid, sizeof(uid), "%u", (unsigned)id->uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)id->gid);
+	snprintf(pid, sizeof(pid), "%d", (int)id->pid);
+	values[0][0] = "uid", values[0][1] = id->creds ? uid : "";
+	values[1][0] = "gid", values[1][1] = id->creds ? gid : "";
+	values[2][0] = "groups", values[2][1] = groups;
+	values[3][0] = "pid", values[3][1] = id->creds ? pid : "";
+	values[4][0] = "cgroup", values[4][1] = id->cgroup != NULL ? id->cgroup : "";
+	values[5][0] = "container", values[5][1] = id->container;
+	values[6][0] = "pod", values[6][1] = id->pod;
+	values[7][0] = "host", values[7][1] = id->established ? (id->host ? "yes" : "no") : "";
+	values[8][0] = "pidfd", values[8][1] = id->pidfd_verified ? "yes" : "no";
+	values[9][0] = "identity", values[9][1] = id->established ? "ok" : id->problem;
+	*n = 0;
+	for (size_t i = 0; i < 10; i++) {
+		for (size_t k = 0; k < 2; k++) {
+			size_t len = strlen(values[i][k]);
+			if (pos + len > cap)
+				return -1;
+			memcpy(text + pos, values[i][k], len);
+			offsets[*n] = pos;
+			lens[*n] = len;
+			pos += len;
+			(*n)++;
+		}
+	}
+	return 0;
+}
+
+static void handle_whoami(struct conn *c)
+{
+	struct event e = { .version = -1, .decision = "allow", .count = -1 };
+	size_t offsets[20], lens[20], n = 0;
+	size_t cap = 2048 + (c->id.cgroup != NULL ? strlen(c->id.cgroup) : 0);
+	char *text = malloc(cap);
+	struct wire_str *items = calloc(20, sizeof(*items));
+
+	if (text == NULL || items == NULL ||
+	    whoami_text(&c->id, text, cap, offsets, lens, &n) != 0) {
+		free(text);
+		free(items);
+		answer_error(c, &e, WIRE_ERROR, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		items[i].ptr = (const uint8_t *)text + offsets[i];
+		items[i].len = lens[i];
+	}
+	c->pending.item_text = text;
+	c->pending.items = items;
+	c->pending.resp.type = WIRE_WHOAMI;
+	c->pending.resp.status = WIRE_OK;
+	c->pending.resp.items = items;
+	c->pending.resp.nitems = n;
+	answer_ok(c, &e);
+}
+
+static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
+{
+	struct wire_request req;
+	int rc = wire_decode_request(body, len, &req);
+
+	/* Answer a malformed request in the type it claimed, if it is one. */
+	c->req_type = len >= 2 && wire_type_name(body[1]) != NULL ? body[1] : WIRE_PING;
+	if (rc != 0) {
+		struct event e = { .op = "malformed", .version = -1, .decision = "error",
+				   .count = -1, .error = "malformed request" };
+		char msg[MESSAGE_MAX];
+
+		snprintf(msg, sizeof(msg), "malformed request: %s", wire_strerror(rc));
+		answer_error(c, &e, WIRE_INVALID, msg);
+		return;
+	}
+	c->req_type = req.type;
+	if (!limits_take(c->slot, now_ms(c->srv))) {
+		struct event e = event_for(&req);
+
+		e.decision = "deny";
+		e.error = "rate limited";
+		answer_error(c, &e, WIRE_RATE_LIMITED, "rate limited: too many requests");
+		return;
+	}
+	switch (req.type) {
+	case WIRE_PING:
+		handle_ping(c);
+		break;
+	case WIRE_WHOAMI:
+		handle_whoami(c);
+		break;
+	case WIRE_GET:
+		handle_get(c, &req);
+		break;
+	case WIRE_PUT:
+		handle_put(c, &req);
+		break;
+	case WIRE_LIST:
+		handle_list(c, &req);
+		break;
+	case WIRE_DELETE:
+		handle_delete(c, &req);
+		break;
+	default:
+		pending_error(c, WIRE_INVALID, "unknown request type");
+		finish(c);
+		break;
+	}
+}
+
+/* ---- connection input ------------------------------------------------------ */
+
+static void update_reading(struct conn *c);
+
+/* The request is answered (or dropped): consume its frame, go on. */
+static void request_done(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (c->frame_len > 0) {
+		size_t rest = c->in_len - c->frame_len;
+
+		memmove(c->in, c->in + c->frame_len, rest);
+		sodium_memzero(c->in + rest, c->in_len - rest);
+		c->in_len = rest;
+		c->frame_len = 0;
+	}
+	c->busy = false;
+	c->active_ms = now_ms(s);
+	c->frame_started_ms = c->in_len > 0 ? c->active_ms : 0;
+	if (c->closing) {
+		conn_close(c);
+		return;
+	}
+	if (s->stopping && c->in_len == 0 && !c->writing) {
+		conn_close(c);
+		return;
+	}
+	if (!c->dispatching)
+		process_input(c);
+}
+
+static void refuse_framing(struct conn *c, int rc)
+{
+	struct event e = { .op = "malformed", .version = -1, .decision = "error",
+			   .count = -1, .error = "bad frame length" };
+
+	c->busy = true;
+	c->frame_len = c->in_len;
+	c->req_type = WIRE_PING;
+	c->close_after_reply = true;
+	answer_error(c, &e, WIRE_INVALID,
+		     rc == WIRE_E_TOOBIG ? "frame too large: closing the connection"
+					 : "empty frame: closing the connection");
+}
+
+static void process_input(struct conn *c)
+{
+	c->dispatching = true;
+	while (!c->busy && !c->writing && !c->waiting && !c->closing) {
+		uint32_t len;
+		int rc;
+
+		if (c->close_after_reply) {
+			conn_close(c);
+			break;
+		}
+		if (c->in_len < WIRE_HEADER_SIZE)
+			break;
+		rc = wire_frame_length(c->in, WIRE_MAX_REQUEST, &len);
+		if (rc != 0) {
+			refuse_framing(c, rc);
+			break;
+		}
+		if (c->in_len < WIRE_HEADER_SIZE + (size_t)len)
+			break;
+		c->busy = true;
+		c->frame_len = WIRE_HEADER_SIZE + (size_t)len;
+		handle_frame(c, c->in + WIRE_HEADER_SIZE, len);
+	}
+	c->dispatching = false;
+	if (c->closing)
+		return;
+	if (c->srv->stopping && !c->busy && !c->writing && !c->waiting) {
+		conn_close(c);
+		return;
+	}
+	update_reading(c);
+}
+
+/* Grow the input buffer toward the frame being received, never beyond it. */
+static int in_reserve(struct conn *c)
+{
+	size_t want = IN_INITIAL, cap;
+	uint32_t len;
+	uint8_t *bigger;
+
+	if (c->in_len >= WIRE_HEADER_SIZE &&
+	    wire_frame_length(c->in, WIRE_MAX_REQUEST, &len) == 0)
+		want = WIRE_HEADER_SIZE + (size_t)len;
+	if (c->in != NULL && (c->in_len < c->in_cap || want <= c->in_cap))
+		return 0;
+	cap = c->in_cap ? c->in_cap * 2 : IN_INITIAL;
+	if (cap > want && c->in_cap > 0)
+		cap = want > c->in_cap ? want : c->in_cap;
+	if (cap < IN_INITIAL)
+		cap = IN_INITIAL;
+	bigger = sodium_malloc(cap);
+	if (bigger == NULL)
+		return -1;
+	if (c->in != NULL) {
+		memcpy(bigger, c->in, c->in_len);
+		sodium_free(c->in);
+	}
+	c->in = bigger;
+	c->in_cap = cap;
+	return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = (struct conn *)h;
+
+	(void)suggested;
+	if (in_reserve(c) != 0 || c->in_len >= c->in_cap) {
+		*buf = uv_buf_init(NULL, 0);
+		return;
+	}
+	*buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = (struct conn *)stream;
+
+	(void)buf;
+	if (nread == UV_ENOBUFS) {
+		log_warn("connection from pid %d: out of buffer memory, closing", (int)c->id.pid);
+		conn_close(c);
+		return;
+	}
+	if (nread < 0) {
+		/* EOF or error: a half-sent request is dropped with the socket. */
+		conn_close(c);
+		return;
+	}
+	if (nread == 0)
+		return;
+	if (c->in_len == 0)
+		c->frame_started_ms = now_ms(c->srv);
+	c->in_len += (size_t)nread;
+	process_input(c);
+}
+
+static void update_reading(struct conn *c)
+{
+	bool want = !c->busy && !c->writing && !c->waiting && !c->closing &&
+		    !c->close_after_reply;
+
+	if (want && !c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) == 0)
+			c->reading = true;
+	} else if (!want && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = false;
+	}
+}
+
+/* ---- connection lifetime ---------------------------------------------------- */
+
+static void conn_free(struct conn *c)
+{
+	pending_clear(&c->pending);
+	sodium_free(c->in);
+	sodium_free(c->out);
+	identity_clear(&c->id);
+	free(c);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+	struct conn *c = (struct conn *)h;
+	struct server *s = c->srv;
+
+	c->closed = true;
+	/* A put or delete still on the writer thread frees it when it returns. */
+	if (!c->busy || c->job.conn == NULL) {
+		conn_free(c);
+	}
+	maybe_finish_shutdown(s);
+}
+
+static void unlink_waiter(struct conn *c)
+{
+	struct conn **pp;
+
+	for (pp = &c->srv->waiters; *pp != NULL; pp = &(*pp)->wait_next) {
+		if (*pp == c) {
+			*pp = c->wait_next;
+			break;
+		}
+	}
+	c->waiting = false;
+}
+
+/* The one way a connection ends. */
+static void conn_close(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (c->waiting)
+		unlink_waiter(c);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->nconns--;
+	limits_release(s->limits, c->slot);
+	c->slot = NULL;
+	uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+}
+
+/* Refuse a connection over a limit with one answer, then close it. */
+static void refuse_conn(struct conn *c, const char *why)
+{
+	struct event e = { .op = "connect", .version = -1, .decision = "deny", .count = -1,
+			   .error = why };
+
+	log_warn("refusing a connection from uid %u pid %d: %s", (unsigned)c->id.uid,
+		 (int)c->id.pid, why);
+	c->busy = true;
+	c->req_type = WIRE_PING;
+	c->close_after_reply = true;
+	answer_error(c, &e, WIRE_RATE_LIMITED, why);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct server *s = listener->data;
+	struct conn *c;
+	uv_os_fd_t fd;
+	int rc;
+
+	if (status < 0) {
+		log_warn("accept: %s", uv_strerror(status));
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		log_err("accept: out of memory");
+		return;
+	}
+	c->srv = s;
+	if (uv_pipe_init(&s->loop, &c->pipe, 0) != 0) {
+		free(c);
+		return;
+	}
+	if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0 ||
+	    uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 || peer_identify(fd, &c->id) != 0) {
+		c->closing = true;
+		uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
+		return;
+	}
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	c->active_ms = now_ms(s);
+	rc = limits_acquire(s->limits, c->id.uid, c->id.cgroup, now_ms(s), &c->slot);
+	if (rc != LIMITS_OK) {
+		refuse_conn(c, rc == LIMITS_TOTAL ? "too many connections to the broker"
+						  : "too many connections from this identity");
+		return;
+	}
+	if (!c->id.established)
+		log_info("connection from pid %d uid %u: identity not established: %s",
+			 (int)c->id.pid, (unsigned)c->id.uid, c->id.problem);
+	update_reading(c);
+}
+
+/* ---- the writer (worker thread) -------------------------------------------- */
+
+static void writer_work(uv_work_t *w)
+{
+	struct server *s = w->data;
+
+	vault_write_batch(s->writer, s->ops, s->nops);
+}
+
+static void writer_after(uv_work_t *w, int status)
+{
+	struct server *s = w->data;
+	struct write_job *job = s->batch;
+	size_t i = 0;
+
+	(void)status;
+	s->write_busy = false;
+	s->batch = NULL;
+	while (job != NULL) {
+		struct write_job *next = job->next;
+		struct conn *c = job->conn;
+
+		job->op.result = s->ops[i].result;
+		job->op.version = s->ops[i].version;
+		i++;
+		job->conn = NULL;
+		if (c->closed) {
+			/* The change is made: record it though nobody hears the answer. */
+			write_done(c);
+			conn_free(c);
+		} else {
+			write_done(c);
+		}
+		job = next;
+	}
+	if (i < s->nops && s->ops[i].kind == VAULT_OP_CHECKPOINT &&
+	    s->ops[i].result != VAULT_OK)
+		log_warn("storing the audit checkpoint in the vault failed: %s",
+			 vault_strerror(s->ops[i].result));
+	s->nops = 0;
+	writer_kick(s);
+	maybe_finish_shutdown(s);
+}
+
+static int ops_reserve(struct server *s, size_t n)
+{
+	struct vault_op *bigger;
+
+	if (n <= s->ops_cap)
+		return 0;
+	bigger = realloc(s->ops, n * sizeof(*bigger));
+	if (bigger == NULL)
+		return -1;
+	s->ops = bigger;
+	s->ops_cap = n;
+	return 0;
+}
+
+/* Everything queued since the last commit goes into the next one. */
+static void writer_kick(struct server *s)
+{
+	size_t n = 0;
+
+	if (s->write_busy || (s->queue == NULL && !s->ckpt_dirty))
+		return;
+	for (struct write_job *j = s->queue; j != NULL; j = j->next)
+		n++;
+	if (ops_reserve(s, n + 1) != 0) {
+		log_err("writer: out of memory");
+		return;
+	}
+	s->nops = 0;
+	for (struct write_job *j = s->queue; j != NULL; j = j->next)
+		s->ops[s->nops++] = j->op;
+	if (s->ckpt_dirty) {
+		memcpy(s->ckpt_running, s->ckpt_pending, s->ckpt_pending_len);
+		s->ckpt_running_len = s->ckpt_pending_len;
+		s->ckpt_dirty = false;
+		s->ops[s->nops++] = (struct vault_op){ .kind = VAULT_OP_CHECKPOINT,
+						       .value = s->ckpt_running,
+						       .value_len = s->ckpt_running_len };
+	}
+	s->batch = s->queue;
+	s->queue = NULL;
+	s->queue_tail = &s->queue;
+	s->write_busy = true;
+	s->write_work.data = s;
+	if (uv_queue_work(&s->loop, &s->write_work, writer_work, writer_after) != 0) {
+		log_err("writer: cannot queue work");
+		s->write_busy = false;
+	}
+}
+
+/* ---- audit durability (worker thread) -------------------------------------- */
+
+static void sync_work(uv_work_t *w)
+{
+	struct server *s = w->data;
+
+	s->sync_rc = audit_sync_run(s->audit);
+}
+
+/* Send (or, if the fsync failed, withhold) the answers that waited for it. */
+static void release_waiters(struct server *s, bool ok)
+{
+	struct conn **pp = &s->waiters;
+
+	while (*pp != NULL) {
+		struct conn *c = *pp;
+
+		if (ok && c->pending.seq > s->sync_covers) {
+			pp = &c->wait_next;
+			continue;
+		}
+		*pp = c->wait_next;
+		c->waiting = false;
+		if (!ok && c->pending.withhold_on_failure)
+			pending_error(c, WIRE_UNAVAILABLE, "audit log cannot be written");
+		send_pending(c);
+	}
+}
+
+static void sync_after(uv_work_t *w, int status)
+{
+	struct server *s = w->data;
+	bool ok = s->sync_rc == 0;
+
+	(void)status;
+	s->sync_busy = false;
+	audit_sync_end(s->audit, s->sync_covers, s->sync_rc);
+	note_audit_state(s);
+	if (ok && s->sync_ckpt_len > 0) {
+		memcpy(s->ckpt_pending, s->sync_ckpt, s->sync_ckpt_len);
+		s->ckpt_pending_len = s->sync_ckpt_len;
+		s->ckpt_dirty = true;
+		writer_kick(s);
+	}
+	release_waiters(s, ok);
+	if (audit_dirty(s->audit)) {
+		if (s->cfg->audit_sync_always || s->waiters != NULL) {
+			sync_kick(s);
+		} else if (!s->flush_armed) {
+			s->flush_armed = true;
+			uv_timer_start(&s->flush, on_flush, BATCH_SYNC_MS, 0);
+		}
+	}
+	maybe_finish_shutdown(s);
+}
+
+static void sync_kick(struct server *s)
+{
+	if (s->sync_busy || !audit_dirty(s->audit))
+		return;
+	s->sync_ckpt_len = 0;
+	s->sync_covers = audit_sync_begin(s->audit, s->sync_ckpt, &s->sync_ckpt_len);
+	s->sync_busy = true;
+	s->sync_work.data = s;
+	if (uv_queue_work(&s->loop, &s->sync_work, sync_work, sync_after) != 0) {
+		log_err("audit: cannot queue the fsync");
+		s->sync_busy = false;
+	}
+}
+
+static void on_flush(uv_timer_t *t)
+{
+	struct server *s = t->data;
+
+	s->flush_armed = false;
+	sync_kick(s);
+}
+
+/* ---- timers and signals ----------------------------------------------------- */
+
+static void sweep_connections(struct server *s)
+{
+	uint64_t now = now_ms(s);
+	struct conn *c = s->conns;
+
+	while (c != NULL) {
+		struct conn *next = c->next;
+
+		if (!c->busy && !c->writing && !c->waiting) {
+			if (c->in_len > 0 && now - c->frame_started_ms >= s->cfg->request_timeout_ms) {
+				log_info("closing connection from pid %d: request not completed in time",
+					 (int)c->id.pid);
+				conn_close(c);
+			} else if (c->in_len == 0 && now - c->active_ms >= s->cfg->idle_timeout_ms) {
+				conn_close(c);
+			}
+		}
+		c = next;
+	}
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct server *s = t->data;
+
+	(void)audit_tick(s->audit);
+	if (!audit_healthy(s->audit))
+		(void)audit_recover(s->audit);
+	note_audit_state(s);
+	if (audit_dirty(s->audit) && !s->flush_armed && !s->sync_busy)
+		sync_kick(s);
+	limits_sweep(s->limits, now_ms(s));
+	sweep_connections(s);
+}
+
+static void reload(struct server *s)
+{
+	struct policy *fresh = NULL;
+	char err[512];
+
+	if (policy_load(s->cfg->policy, &fresh, err, sizeof(err)) != 0) {
+		log_err("policy reload rejected, keeping the old policy: %s", err);
+	} else {
+		policy_free(s->policy);
+		s->policy = fresh;
+		log_info("policy reloaded: %zu rules", policy_rule_count(fresh));
+	}
+	if (audit_reopen(s->audit) != 0)
+		log_err("reopening the audit log failed: %s", audit_problem(s->audit));
+	note_audit_state(s);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+	struct server *s = sig->data;
+
+	if (signum == SIGHUP) {
+		reload(s);
+		return;
+	}
+	if (s->stopping)
+		return;
+	log_info("signal %d: finishing requests in flight, then exiting", signum);
+	s->stopping = true;
+	uv_close((uv_handle_t *)&s->listener, NULL);
+	for (struct conn *c = s->conns, *next; c != NULL; c = next) {
+		next = c->next;
+		if (!c->busy && !c->writing && !c->waiting)
+			conn_close(c);
+	}
+	maybe_finish_shutdown(s);
+}
+
+static void maybe_finish_shutdown(struct server *s)
+{
+	if (!s->stopping || s->nconns > 0 || s->write_busy || s->sync_busy ||
+	    s->queue != NULL || uv_is_closing((uv_handle_t *)&s->tick))
+		return;
+	uv_close((uv_handle_t *)&s->tick, NULL);
+	uv_close((uv_handle_t *)&s->flush, NULL);
+	uv_close((uv_handle_t *)&s->sig_hup, NULL);
+	uv_close((uv_handle_t *)&s->sig_term, NULL);
+	uv_close((uv_handle_t *)&s->sig_int, NULL);
+}
+
+/* ---- set-up and tear-down ----------------------------------------------------- */
+
+static int start_handles(struct server *s, int listen_fd)
+{
+	int rc;
+
+	if ((rc = uv_pipe_init(&s->loop, &s->listener, 0)) != 0 ||
+	    (rc = uv_pipe_open(&s->listener, listen_fd)) != 0)
+		return rc;
+	s->listener.data = s;
+	if ((rc = uv_listen((uv_stream_t *)&s->listener, LISTEN_BACKLOG, on_connection)) != 0)
+		return rc;
+	if ((rc = uv_timer_init(&s->loop, &s->tick)) != 0 ||
+	    (rc = uv_timer_init(&s->loop, &s->flush)) != 0)
+		return rc;
+	s->tick.data = s->flush.data = s;
+	if ((rc = uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS)) != 0)
+		return rc;
+	if ((rc = uv_signal_init(&s->loop, &s->sig_hup)) != 0 ||
+	    (rc = uv_signal_init(&s->loop, &s->sig_term)) != 0 ||
+	    (rc = uv_signal_init(&s->loop, &s->sig_int)) != 0)
+		return rc;
+	s->sig_hup.data = s->sig_term.data = s->sig_int.data = s;
+	if ((rc = uv_signal_start(&s->sig_hup, on_signal, SIGHUP)) != 0 ||
+	    (rc = uv_signal_start(&s->sig_term, on_signal, SIGTERM)) != 0 ||
+	    (rc = uv_signal_start(&s->sig_int, on_signal, SIGINT)) != 0)
+		return rc;
+	return 0;
+}
+
+/* After the loop: make the last records durable and checkpoint them. */
+static void final_sync(struct server *s)
+{
+	uint8_t blob[AUDIT_CHECKPOINT_MAX];
+	size_t len = 0;
+	uint64_t covers;
+	int rc;
+
+	if (!audit_dirty(s->audit))
+		return;
+	covers = audit_sync_begin(s->audit, blob, &len);
+	rc = audit_sync_run(s->audit);
+	audit_sync_end(s->audit, covers, rc);
+	if (rc == 0 && len > 0) {
+		struct vault_op op = { .kind = VAULT_OP_CHECKPOINT, .value = blob, .value_len = len };
+		vault_write_batch(s->writer, &op, 1);
+	}
+}
+
+static void close_any(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+int server_run(struct server_parts *parts)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	struct limits_config lc;
+	int rc, ret = 1;
+
+	if (s == NULL) {
+		log_err("out of memory");
+		policy_free(parts->policy);
+		return 1;
+	}
+	s->cfg = parts->cfg;
+	s->vault = parts->vault;
+	s->writer = parts->writer;
+	s->audit = parts->audit;
+	s->policy = parts->policy;
+	s->queue_tail = &s->queue;
+	s->audit_was_healthy = true;
+	snprintf(s->banner, sizeof(s->banner), "secretd %s protocol %d", SECRETD_VERSION,
+		 WIRE_VERSION);
+	lc = (struct limits_config){ s->cfg->max_connections, s->cfg->max_connections_per_peer,
+				     s->cfg->rate_per_second, s->cfg->rate_burst };
+	s->limits = limits_new(&lc);
+	if (s->limits == NULL || uv_loop_init(&s->loop) != 0) {
+		log_err("cannot set up the event loop");
+		goto out_nolloop;
+	}
+	rc = start_handles(s, parts->listen_fd);
+	if (rc != 0) {
+		log_err("cannot start serving: %s", uv_strerror(rc));
+		goto out;
+	}
+	log_info("serving on %s (%zu policy rules, audit-sync %s)", s->cfg->socket,
+		 policy_rule_count(s->policy), s->cfg->audit_sync_always ? "always" : "batch");
+	rc = uv_run(&s->loop, UV_RUN_DEFAULT);
+	final_sync(s);
+	ret = 0;
+	log_info("stopped");
+out:
+	uv_walk(&s->loop, close_any, NULL);
+	uv_run(&s->loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&s->loop) != 0)
+		log_warn("event loop closed with handles still open");
+out_nolloop:
+	policy_free(s->policy);
+	limits_free(s->limits);
+	free(s->ops);
+	free(s);
+	return ret;
+}

@@ -1,0 +1,42 @@
+/*
+ * Fairness between callers: a cap on open connections per identity (uid
+ * plus cgroup) and in all, and a token-bucket request rate per identity, so
+ * one container holding thousands of sockets or flooding requests cannot
+ * lock out another.  No I/O; the caller passes the time.
+ */
+#ifndef SECRETD_LIMITS_H
+#define SECRETD_LIMITS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct limits;
+struct limits_slot;
+
+struct limits_config {
+	unsigned max_total;     /* connections in all */
+	unsigned max_per_peer;  /* connections per identity */
+	unsigned rate;          /* requests per second per identity */
+	unsigned burst;         /* bucket size */
+};
+
+enum limits_result { LIMITS_OK = 0, LIMITS_TOTAL = -1, LIMITS_PEER = -2, LIMITS_NOMEM = -3 };
+
+struct limits *limits_new(const struct limits_config *cfg);
+void limits_free(struct limits *l);
+
+/* Count a new connection for (uid, cgroup); cgroup may be NULL. */
+int limits_acquire(struct limits *l, uid_t uid, const char *cgroup,
+		   uint64_t now_ms, struct limits_slot **slot);
+void limits_release(struct limits *l, struct limits_slot *slot);
+
+/* Forget identities with no connection and a full bucket (call every second). */
+void limits_sweep(struct limits *l, uint64_t now_ms);
+
+/* Take one request token; false when the identity is over its rate. */
+bool limits_take(struct limits_slot *slot, uint64_t now_ms);
+
+unsigned limits_total(const struct limits *l);
+
+#endif
