@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Run every test: install what is missing, build, and run the whole ctest
+# suite (unit, integration as root with real cgroups and runc containers),
+# then again built with ASan + UBSan, then each fuzzer for a bounded time.
+#   SECRETD_TEST_QUICK=1   skip the sanitizer and fuzzing passes
+#   SECRETD_FUZZ_SECONDS=N seconds per fuzzer (default 60)
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+jobs=$(nproc)
+fuzz_seconds=${SECRETD_FUZZ_SECONDS:-60}
+
+"$top/contrib/dev/deps.sh"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "build and test (RelWithDebInfo)"
+cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$top/build" -j"$jobs"
+(cd "$top/build" && ctest --output-on-failure --timeout 600)
+
+[ "${SECRETD_TEST_QUICK:-0}" = 1 ] && exit 0
+
+step "build and test with ASan + UBSan"
+cmake -S "$top" -B "$top/build-asan" -DCMAKE_BUILD_TYPE=Debug -DSECRETD_SANITIZE=ON >/dev/null
+cmake --build "$top/build-asan" -j"$jobs"
+(cd "$top/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure --timeout 900)
+
+step "fuzz each parser for ${fuzz_seconds}s"
+CC=clang cmake -S "$top" -B "$top/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DSECRETD_FUZZ=ON -DSECRETD_FUZZ_SECONDS="$fuzz_seconds" >/dev/null
+cmake --build "$top/build-fuzz" -j"$jobs" --target fuzzers
+(cd "$top/build-fuzz" && ctest -L fuzz --output-on-failure)
