@@ -48,6 +48,12 @@ void policy_free(struct policy *p);
 /* Number of rules (for the "loaded N rules" log line). */
 size_t policy_rule_count(const struct policy *p);
 
+/*
+ * The text of the rule on `line` as written (comment and outer blanks
+ * removed), for `check-policy --as`; NULL when no rule is on that line.
+ */
+const char *policy_rule_text(const struct policy *p, unsigned line);
+
 /* Parse "read", "write", "list", "delete" into a perm bit; 0 if unknown. */
 unsigned policy_perm_from_name(const char *word);
 
