@@ -1,0 +1,116 @@
+/* Files that appear atomically, through a directory descriptor. */
+#include "atomicfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "secretctl.h"
+
+/* Attempts at a fresh random name before giving up (each collision is 2^-64). */
+#define TMPNAME_TRIES 8
+
+int afile_create(struct afile *f, int dirfd)
+{
+	int rc = -EEXIST;
+
+	memset(f, 0, sizeof(*f));
+	f->dirfd = dirfd;
+	f->fd = -1;
+	for (int i = 0; i < TMPNAME_TRIES && rc == -EEXIST; i++) {
+		uint8_t rnd[8];
+		char hex[2 * sizeof(rnd) + 1];
+
+		randombytes_buf(rnd, sizeof(rnd));
+		sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+		snprintf(f->tmpname, sizeof(f->tmpname), ".secretctl-%s", hex);
+		/*
+		 * O_EXCL|O_NOFOLLOW: a name planted in the directory, link or
+		 * not, is never opened; 0600 until the final mode is set.
+		 */
+		f->fd = openat(dirfd, f->tmpname,
+			       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		rc = f->fd >= 0 ? 0 : -errno;
+	}
+	if (rc != 0)
+		f->failed = "creating a temporary file";
+	else
+		f->exists = true;
+	return rc;
+}
+
+int afile_fill(struct afile *f, const uint8_t *data, size_t len, const struct afile_attrs *attrs)
+{
+	int rc;
+
+	rc = ctl_write_all(f->fd, data, len);
+	if (rc != 0) {
+		f->failed = "writing";
+		goto out;
+	}
+	/* Owner before mode: a change of owner may clear mode bits. */
+	if (attrs->set_owner && fchown(f->fd, attrs->uid, attrs->gid) != 0) {
+		rc = -errno;
+		f->failed = "setting the owner";
+		goto out;
+	}
+	if (fchmod(f->fd, attrs->mode) != 0) {
+		rc = -errno;
+		f->failed = "setting the mode";
+		goto out;
+	}
+	if (fsync(f->fd) != 0) {
+		rc = -errno;
+		f->failed = "syncing";
+		goto out;
+	}
+	rc = close(f->fd) == 0 ? 0 : -errno;
+	f->fd = -1;
+	if (rc != 0)
+		f->failed = "closing";
+out:
+	return rc;
+}
+
+int afile_commit(struct afile *f, const char *name)
+{
+	if (renameat(f->dirfd, f->tmpname, f->dirfd, name) != 0) {
+		f->failed = "renaming into place";
+		return -errno;
+	}
+	f->exists = false;
+	return 0;
+}
+
+void afile_discard(struct afile *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+	if (f->exists)
+		(void)unlinkat(f->dirfd, f->tmpname, 0); /* nothing more to do if it fails */
+	f->exists = false;
+}
+
+bool afile_name_valid(const char *file, const char **why)
+{
+	size_t len = strlen(file);
+
+	if (len == 0)
+		*why = "the file name is empty";
+	else if (len > NAME_MAX)
+		*why = "the file name is longer than 255 bytes";
+	else if (memchr(file, '/', len) != NULL)
+		*why = "the file name contains '/'";
+	else if (strcmp(file, ".") == 0 || strcmp(file, "..") == 0)
+		*why = "the file name is '.' or '..'";
+	else
+		return true;
+	return false;
+}
