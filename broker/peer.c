@@ -1,1 +1,448 @@
-/* (being written) */
+/*
+ * Who is on the other end of a Unix socket, from the kernel only.
+ *
+ * uid, gid and pid come from SO_PEERCRED (fixed at connect(), translated into
+ * the broker's user and pid namespaces), never from /proc/<pid>/status, which
+ * a setuid after connect would change.  Supplementary groups come from
+ * SO_PEERGROUPS.  The cgroup is read from /proc/<pid>/cgroup (only that file,
+ * read in the broker's cgroup namespace, is trusted: a process can forge its
+ * mountinfo), and `host` from the number of NSpid entries in
+ * /proc/<pid>/status.
+ *
+ * A pid can be recycled between connect() and our reads.  With SO_PEERPIDFD
+ * we hold a pidfd for the very process that connected; we read the /proc
+ * files first and then confirm through the pidfd that it has not exited, so
+ * the pid still named it while we read.  Without SO_PEERPIDFD we compare the
+ * start time in /proc/<pid>/stat before and after the reads, which catches a
+ * process replaced during the reads but not before them (pidfd_verified
+ * stays false).  An exited process (even a zombie not yet reaped) is never
+ * taken for the caller.
+ */
+#include "peer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+/* Longer cgroup files (v1 hosts list every hierarchy) count as malformed. */
+#define CGROUP_FILE_MAX 16384
+#define STAT_FILE_MAX 1024
+/* NSpid holds one pid a namespace level (at most 32 levels). */
+#define STATUS_LINE_MAX 512
+
+/* What was read from /proc/<pid> inside one verified window. */
+struct proc_view {
+	char cgroup[CGROUP_FILE_MAX];
+	size_t cgroup_len;
+	int cgroup_err; /* 0 or a negative errno */
+	int nspid;      /* entries in NSpid, or a negative errno */
+};
+
+__attribute__((format(printf, 2, 3)))
+static void set_problem(struct identity *id, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(id->problem, sizeof(id->problem), fmt, ap);
+	va_end(ap);
+}
+
+static int read_creds(int fd, struct identity *id)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0)
+		return -errno;
+	if (len != sizeof(uc))
+		return -EPROTO;
+	id->uid = uc.uid;
+	id->gid = uc.gid;
+	id->pid = uc.pid;
+	id->creds = true;
+	return 0;
+}
+
+/*
+ * Supplementary groups.  -ENOMEM is fatal; any other failure leaves the
+ * identity unestablished, since a gid= rule could not be decided.
+ */
+static int read_groups(int fd, struct identity *id)
+{
+	socklen_t len = 32 * sizeof(gid_t);
+	gid_t *groups = NULL;
+	int rc = -1, err = ERANGE;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		gid_t *bigger = realloc(groups, len > 0 ? len : sizeof(gid_t));
+
+		if (bigger == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		groups = bigger;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
+			if (len % sizeof(gid_t) != 0) {
+				err = EPROTO;
+				break;
+			}
+			id->ngroups = len / sizeof(gid_t);
+			id->groups = groups;
+			groups = NULL;
+			rc = 0;
+			goto out;
+		}
+		/* ERANGE: len now holds the size the kernel needs. */
+		err = errno;
+		if (err != ERANGE)
+			break;
+	}
+	set_problem(id, "no supplementary groups from the kernel (SO_PEERGROUPS: %s)",
+		    strerror(err));
+	rc = 0;
+out:
+	free(groups);
+	return rc;
+}
+
+/*
+ * A pidfd for the peer; -ENOPROTOOPT when the kernel lacks SO_PEERPIDFD
+ * (before 6.5).  Other errors, ESRCH or EINVAL for a caller already reaped,
+ * are never taken as "unsupported": the start-time fallback could then
+ * accept a recycled pid.
+ */
+static int peer_pidfd(int fd)
+{
+	int pidfd = -1;
+	socklen_t len = sizeof(pidfd);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0)
+		return -errno;
+	if (len != sizeof(pidfd) || pidfd < 0) {
+		if (pidfd >= 0)
+			close(pidfd);
+		return -EPROTO;
+	}
+	return pidfd;
+}
+
+/* Read a whole small file below dirfd; -EFBIG if it does not fit in cap. */
+static int read_file_at(int dirfd, const char *name, char *buf, size_t cap, size_t *len)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int rc = -1;
+
+	*len = 0;
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n;
+
+		if (*len == cap) {
+			rc = -EFBIG;
+			goto out;
+		}
+		n = read(fd, buf + *len, cap - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		*len += (size_t)n;
+	}
+	rc = 0;
+out:
+	close(fd);
+	return rc;
+}
+
+/* Count the pids on one "NSpid:\t1\t2" line (len bytes, no newline). */
+static int count_nspid(const char *line, size_t len)
+{
+	size_t i = strlen("NSpid:");
+	int count = 0;
+
+	while (i < len) {
+		size_t start;
+
+		while (i < len && (line[i] == ' ' || line[i] == '\t'))
+			i++;
+		start = i;
+		while (i < len && line[i] >= '0' && line[i] <= '9')
+			i++;
+		if (i == start && i < len)
+			return -EPROTO;
+		if (i > start)
+			count++;
+	}
+	return count > 0 ? count : -EPROTO;
+}
+
+/*
+ * The number of NSpid entries in dirfd/status.  Streamed a line at a time:
+ * the Groups line before it can be very long.
+ */
+static int status_nspid(int dirfd)
+{
+	char chunk[4096], line[STATUS_LINE_MAX];
+	size_t llen = 0;
+	bool overflow = false;
+	int fd = openat(dirfd, "status", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int rc = -ENOENT;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		for (size_t i = 0; i < (size_t)n; i++) {
+			if (chunk[i] != '\n') {
+				if (llen < sizeof(line))
+					line[llen++] = chunk[i];
+				else
+					overflow = true;
+				continue;
+			}
+			if (llen >= strlen("NSpid:") && memcmp(line, "NSpid:", 6) == 0) {
+				rc = overflow ? -EFBIG : count_nspid(line, llen);
+				goto out;
+			}
+			llen = 0;
+			overflow = false;
+		}
+	}
+out:
+	close(fd);
+	return rc;
+}
+
+/*
+ * Start time (field 22) and state (field 3) from dirfd/stat.  comm, field 2,
+ * may hold spaces and ')', so fields are counted after the LAST ')'.
+ */
+static int stat_start(int dirfd, unsigned long long *start, char *state)
+{
+	char buf[STAT_FILE_MAX];
+	size_t len, i, field = 2;
+	int rc = read_file_at(dirfd, "stat", buf, sizeof(buf), &len);
+
+	if (rc != 0)
+		return rc;
+	for (i = len; i > 0 && buf[i - 1] != ')'; i--)
+		;
+	if (i == 0)
+		return -EPROTO;
+	*state = '\0';
+	*start = 0;
+	while (i < len && field < 22) {
+		if (buf[i] == ' ') {
+			field++;
+			if (field == 3 && i + 1 < len)
+				*state = buf[i + 1];
+		}
+		i++;
+	}
+	if (field != 22 || i >= len || buf[i] < '0' || buf[i] > '9')
+		return -EPROTO;
+	for (; i < len && buf[i] >= '0' && buf[i] <= '9'; i++) {
+		if (*start > (~0ULL - 9) / 10)
+			return -EPROTO;
+		*start = *start * 10 + (unsigned long long)(buf[i] - '0');
+	}
+	return 0;
+}
+
+/* True while the pidfd's process has not exited (a zombie has). */
+static bool pidfd_alive(int pidfd)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+	int n;
+
+	do
+		n = poll(&p, 1, 0);
+	while (n < 0 && errno == EINTR);
+	return n == 0;
+}
+
+/*
+ * Read cgroup and NSpid of the caller, then decide whether the process we
+ * read was the caller: *alive says so.
+ */
+static void read_window(int dirfd, int pidfd, struct proc_view *v, bool *alive)
+{
+	unsigned long long t0 = 0, t1 = 0;
+	char s0 = '\0', s1 = '\0';
+	bool timed = pidfd < 0 && stat_start(dirfd, &t0, &s0) == 0;
+
+	v->cgroup_err = read_file_at(dirfd, "cgroup", v->cgroup, sizeof(v->cgroup),
+				     &v->cgroup_len);
+	v->nspid = status_nspid(dirfd);
+	if (pidfd >= 0)
+		*alive = pidfd_alive(pidfd);
+	else
+		*alive = timed && stat_start(dirfd, &t1, &s1) == 0 && t0 == t1 &&
+			 s1 != 'Z' && s1 != 'X';
+}
+
+/* Turn what was read into the identity's cgroup fields and verdict. */
+static int apply_view(struct identity *id, const struct proc_view *v, int own_depth)
+{
+	struct cgroup_info *info = malloc(sizeof(*info));
+	int rc = -ENOMEM;
+
+	if (info == NULL)
+		goto out;
+	rc = 0;
+	if (v->cgroup_err != 0) {
+		set_problem(id, "cannot read the caller's cgroup file: %s", strerror(-v->cgroup_err));
+		goto out;
+	}
+	if (cgroup_parse(v->cgroup, v->cgroup_len, info) != 0) {
+		set_problem(id, "malformed cgroup file: %s", info->problem);
+		goto out;
+	}
+	if (v->nspid <= 0) {
+		set_problem(id, "cannot read NSpid of the caller: %s", strerror(-v->nspid));
+		goto out;
+	}
+	if (info->path[0] != '\0') {
+		id->cgroup = strdup(info->path);
+		if (id->cgroup == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	memcpy(id->container, info->container, sizeof(id->container));
+	memcpy(id->pod, info->pod, sizeof(id->pod));
+	id->host = v->nspid == own_depth;
+	if (info->problem[0] != '\0')
+		set_problem(id, "%s", info->problem);
+out:
+	free(info);
+	return rc;
+}
+
+/* Everything after the credentials: pidfd, /proc reads, verification. */
+static int resolve_process(int fd, struct identity *id)
+{
+	char dir[32];
+	int own = peer_own_pidns_depth();
+	int pidfd = -1, dirfd = -1, rc = 0;
+	struct proc_view *v = NULL;
+	bool alive = false;
+
+	if (id->pid <= 0) {
+		set_problem(id, "%s", "caller's pid is not visible in the broker's pid namespace");
+		goto out;
+	}
+	if (own <= 0) {
+		set_problem(id, "%s", "cannot read the broker's own pid namespace depth");
+		goto out;
+	}
+	pidfd = peer_pidfd(fd);
+	if (pidfd == -ESRCH || pidfd == -EINVAL) {
+		set_problem(id, "%s", "caller exited before its cgroup could be read");
+		goto out;
+	}
+	if (pidfd < 0 && pidfd != -ENOPROTOOPT) {
+		set_problem(id, "no pidfd for the caller (SO_PEERPIDFD: %s)", strerror(-pidfd));
+		goto out;
+	}
+	snprintf(dir, sizeof(dir), "/proc/%d", (int)id->pid);
+	dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		set_problem(id, "%s", errno == ENOENT || errno == ESRCH
+					      ? "caller exited before its cgroup could be read"
+					      : "cannot open the caller's /proc directory");
+		goto out;
+	}
+	v = malloc(sizeof(*v));
+	if (v == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	read_window(dirfd, pidfd, v, &alive);
+	if (!alive) {
+		set_problem(id, "%s", "caller exited before its cgroup could be read");
+		goto out;
+	}
+	id->pidfd_verified = pidfd >= 0;
+	rc = apply_view(id, v, own);
+out:
+	free(v);
+	if (dirfd >= 0)
+		close(dirfd);
+	if (pidfd >= 0)
+		close(pidfd);
+	return rc;
+}
+
+int peer_identify(int fd, struct identity *id)
+{
+	int rc;
+
+	memset(id, 0, sizeof(*id));
+	rc = read_creds(fd, id);
+	if (rc != 0)
+		goto out;
+	rc = read_groups(fd, id);
+	if (rc != 0)
+		goto out;
+	if (id->problem[0] == '\0')
+		rc = resolve_process(fd, id);
+	if (rc != 0)
+		goto out;
+	id->established = id->problem[0] == '\0';
+out:
+	if (rc != 0)
+		identity_clear(id);
+	return rc;
+}
+
+int peer_own_pidns_depth(void)
+{
+	static int depth;
+	int dirfd;
+
+	if (depth > 0)
+		return depth;
+	dirfd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	depth = status_nspid(dirfd);
+	close(dirfd);
+	if (depth <= 0) {
+		int err = depth;
+
+		depth = 0;
+		return err;
+	}
+	return depth;
+}
