@@ -1447,7 +1447,10 @@ static int start_handles(struct server *s, int listen_fd)
 	return 0;
 }
 
-/* After the loop: make the last records durable and checkpoint them. */
+/*
+ * After the loop: the clean-shutdown record, made durable and checkpointed
+ * in the vault, so that a log cut off after it is still found out.
+ */
 static void final_sync(struct server *s)
 {
 	uint8_t blob[AUDIT_CHECKPOINT_MAX];
@@ -1455,6 +1458,9 @@ static void final_sync(struct server *s)
 	uint64_t covers;
 	int rc;
 
+	if (audit_stop(s->audit) != 0)
+		log_err("writing the audit log's shutdown record failed: %s",
+			audit_problem(s->audit));
 	if (!audit_dirty(s->audit))
 		return;
 	covers = audit_sync_begin(s->audit, blob, &len);

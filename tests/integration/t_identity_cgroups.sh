@@ -57,20 +57,23 @@ note "Podman, and its conmon"
 check_ids "/machine.slice/libpod-$ID3.scope" "$ID3" ""
 check_ids "/machine.slice/libpod-conmon-$ID3.scope" "" ""
 
-note "policy: container prefix, templated subtrees, pods, cgroup globs"
-expect_status 0 in_cgroup "/docker/$ID1" "$CTL" get app/one
-expect_status 4 in_cgroup "/docker/$ID2" "$CTL" get app/one
-expect_status 0 in_cgroup "/docker/$ID1" "$CTL" get "c/$ID1/a"
-expect_status 4 in_cgroup "/docker/$ID1" "$CTL" get "c/$ID2/a"
-expect_status 0 in_cgroup "/docker/$ID2" "$CTL" get "c/$ID2/a"
-expect_status 0 in_cgroup "/kubepods/burstable/pod$POD/$ID3" "$CTL" get "p/$POD/x"
-expect_status 4 in_cgroup "/kubepods/burstable/pod$(random_uuid)/$ID3" "$CTL" get "p/$POD/x"
-expect_status 0 in_cgroup "/system.slice/docker-$ID3.scope" "$CTL" get app/docker
-expect_status 4 in_cgroup "/docker/$ID3" "$CTL" get app/docker
+note "policy: container prefix, templated subtrees, pods, cgroup globs (as uid 1000:"
+note "root on the host would pass the first rule)"
+U=(setpriv --reuid 1000 --regid 1000 --clear-groups --)
+expect_status 0 in_cgroup "/docker/$ID1" "${U[@]}" "$CTL" get app/one
+expect_status 4 in_cgroup "/docker/$ID2" "${U[@]}" "$CTL" get app/one
+expect_status 0 in_cgroup "/docker/$ID1" "${U[@]}" "$CTL" get "c/$ID1/a"
+expect_status 4 in_cgroup "/docker/$ID1" "${U[@]}" "$CTL" get "c/$ID2/a"
+expect_status 0 in_cgroup "/docker/$ID2" "${U[@]}" "$CTL" get "c/$ID2/a"
+expect_status 0 in_cgroup "/kubepods/burstable/pod$POD/$ID3" "${U[@]}" "$CTL" get "p/$POD/x"
+expect_status 4 in_cgroup "/kubepods/burstable/pod$(random_uuid)/$ID3" "${U[@]}" "$CTL" get "p/$POD/x"
+expect_status 0 in_cgroup "/system.slice/docker-$ID3.scope" "${U[@]}" "$CTL" get app/docker
+expect_status 4 in_cgroup "/docker/$ID3" "${U[@]}" "$CTL" get app/docker
 note "a host process has no \${container}: the templated rule does not match"
-expect_status 4 setpriv --reuid 1000 --regid 1000 --clear-groups -- "$CTL" get "c/$ID1/a"
-note "root in a deny cgroup is denied (the later rule wins)"
+expect_status 4 "${U[@]}" "$CTL" get "c/$ID1/a"
+note "root in a deny cgroup is denied (the later rule wins over uid=0 host)"
 expect_status 4 in_cgroup "/secretd-test-deny/x" "$CTL" get app/one
+expect_status 0 "$CTL" get app/one
 
 note "uid, gid and groups via setpriv"
 expect_status 0 setpriv --reuid 1234 --regid 4321 --groups 7,8 -- "$CTL" whoami
