@@ -85,6 +85,12 @@ uint64_t audit_synced_seq(const struct audit *a);
 /* Ratchet if the epoch's time is up (called from a timer). */
 int audit_tick(struct audit *a);
 
+/*
+ * Write the clean-shutdown record now, so that the last sync and the vault
+ * checkpoint cover it (otherwise audit_close writes it).  0 or -errno.
+ */
+int audit_stop(struct audit *a);
+
 /* Write the clean-shutdown record, sync, close, wipe keys. */
 int audit_close(struct audit *a);
 

@@ -34,8 +34,8 @@
 #include <secretd/names.h>
 #include <secretd/wire.h>
 
-#define IN_INITIAL 4000  /* with sodium_malloc's canary, one page */
-#define OUT_INITIAL 4000
+#define SMALL_BUF 4000  /* with sodium_malloc's canary, one page */
+#define POOL_MAX 256
 #define TICK_MS 1000
 #define BATCH_SYNC_MS 5
 #define MESSAGE_MAX 256
@@ -115,6 +115,9 @@ struct server {
 	uint8_t sync_ckpt[AUDIT_CHECKPOINT_MAX];
 	size_t sync_ckpt_len;
 	struct conn *waiters;
+	/* spare SMALL_BUF buffers, wiped: sodium_malloc is too dear per connection */
+	uint8_t *pool[POOL_MAX];
+	size_t pool_len;
 	bool audit_was_healthy;
 	bool stopping;
 	char banner[64];
@@ -133,6 +136,29 @@ static void on_flush(uv_timer_t *t);
 static uint64_t now_ms(struct server *s)
 {
 	return uv_now(&s->loop);
+}
+
+/* A guarded buffer of cap bytes (at least SMALL_BUF), from the pool if small. */
+static uint8_t *buf_get(struct server *s, size_t *cap)
+{
+	if (*cap <= SMALL_BUF) {
+		*cap = SMALL_BUF;
+		if (s->pool_len > 0)
+			return s->pool[--s->pool_len];
+	}
+	return sodium_malloc(*cap);
+}
+
+static void buf_put(struct server *s, uint8_t *buf, size_t cap)
+{
+	if (buf == NULL)
+		return;
+	if (cap == SMALL_BUF && s->pool_len < POOL_MAX) {
+		sodium_memzero(buf, cap);
+		s->pool[s->pool_len++] = buf;
+		return;
+	}
+	sodium_free(buf);
 }
 
 static bool op_needs_audit(uint8_t type)
@@ -266,10 +292,10 @@ static int out_reserve(struct conn *c, size_t need)
 
 	if (need <= c->out_cap)
 		return 0;
-	bigger = sodium_malloc(need);
+	bigger = buf_get(c->srv, &need);
 	if (bigger == NULL)
 		return -1;
-	sodium_free(c->out);
+	buf_put(c->srv, c->out, c->out_cap);
 	c->out = bigger;
 	c->out_cap = need;
 	return 0;
@@ -278,8 +304,8 @@ static int out_reserve(struct conn *c, size_t need)
 /* A large reply buffer is given back once its reply is gone. */
 static void out_shrink(struct conn *c)
 {
-	if (c->out_cap > OUT_INITIAL) {
-		sodium_free(c->out);
+	if (c->out_cap > SMALL_BUF) {
+		buf_put(c->srv, c->out, c->out_cap);
 		c->out = NULL;
 		c->out_cap = 0;
 	}
@@ -966,7 +992,7 @@ static void process_input(struct conn *c)
 /* Grow the input buffer toward the frame being received, never beyond it. */
 static int in_reserve(struct conn *c)
 {
-	size_t want = IN_INITIAL, cap;
+	size_t want = SMALL_BUF, cap;
 	uint32_t len;
 	uint8_t *bigger;
 
@@ -975,17 +1001,16 @@ static int in_reserve(struct conn *c)
 		want = WIRE_HEADER_SIZE + (size_t)len;
 	if (c->in != NULL && (c->in_len < c->in_cap || want <= c->in_cap))
 		return 0;
-	cap = c->in_cap ? c->in_cap * 2 : IN_INITIAL;
+	/* Grow with what arrives (doubling), never past the declared frame. */
+	cap = c->in_cap ? c->in_cap * 2 : SMALL_BUF;
 	if (cap > want && c->in_cap > 0)
 		cap = want > c->in_cap ? want : c->in_cap;
-	if (cap < IN_INITIAL)
-		cap = IN_INITIAL;
-	bigger = sodium_malloc(cap);
+	bigger = buf_get(c->srv, &cap);
 	if (bigger == NULL)
 		return -1;
 	if (c->in != NULL) {
 		memcpy(bigger, c->in, c->in_len);
-		sodium_free(c->in);
+		buf_put(c->srv, c->in, c->in_cap);
 	}
 	c->in = bigger;
 	c->in_cap = cap;
@@ -1046,8 +1071,8 @@ static void update_reading(struct conn *c)
 static void conn_free(struct conn *c)
 {
 	pending_clear(&c->pending);
-	sodium_free(c->in);
-	sodium_free(c->out);
+	buf_put(c->srv, c->in, c->in_cap);
+	buf_put(c->srv, c->out, c->out_cap);
 	identity_clear(&c->id);
 	free(c);
 }
@@ -1525,6 +1550,8 @@ out:
 out_nolloop:
 	policy_free(s->policy);
 	limits_free(s->limits);
+	while (s->pool_len > 0)
+		sodium_free(s->pool[--s->pool_len]);
 	free(s->ops);
 	free(s);
 	return ret;

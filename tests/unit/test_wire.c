@@ -26,7 +26,7 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 	int nib = -1;
 
 	for (const char *p = hex; *p != '\0'; p++) {
-		int v;
+		int v = 0;
 		if (*p == ' ')
 			continue;
 		if (*p >= '0' && *p <= '9')
