@@ -36,6 +36,12 @@
 
 #define SMALL_BUF 4000  /* with sodium_malloc's canary, one page */
 #define POOL_MAX 256
+/*
+ * All buffers larger than SMALL_BUF together, so that clients announcing
+ * large frames cannot grow the broker without bound: past it, a connection
+ * that needs more is closed.
+ */
+#define BIG_BUDGET (32u * 1024 * 1024)
 #define TICK_MS 1000
 #define BATCH_SYNC_MS 5
 #define MESSAGE_MAX 256
@@ -118,6 +124,7 @@ struct server {
 	/* spare SMALL_BUF buffers, wiped: sodium_malloc is too dear per connection */
 	uint8_t *pool[POOL_MAX];
 	size_t pool_len;
+	size_t big_bytes; /* in buffers larger than SMALL_BUF */
 	bool audit_was_healthy;
 	bool stopping;
 	char banner[64];
@@ -141,12 +148,20 @@ static uint64_t now_ms(struct server *s)
 /* A guarded buffer of cap bytes (at least SMALL_BUF), from the pool if small. */
 static uint8_t *buf_get(struct server *s, size_t *cap)
 {
+	uint8_t *buf;
+
 	if (*cap <= SMALL_BUF) {
 		*cap = SMALL_BUF;
 		if (s->pool_len > 0)
 			return s->pool[--s->pool_len];
+		return sodium_malloc(*cap);
 	}
-	return sodium_malloc(*cap);
+	if (s->big_bytes + *cap > BIG_BUDGET)
+		return NULL;
+	buf = sodium_malloc(*cap);
+	if (buf != NULL)
+		s->big_bytes += *cap;
+	return buf;
 }
 
 static void buf_put(struct server *s, uint8_t *buf, size_t cap)
@@ -158,6 +173,8 @@ static void buf_put(struct server *s, uint8_t *buf, size_t cap)
 		s->pool[s->pool_len++] = buf;
 		return;
 	}
+	if (cap > SMALL_BUF)
+		s->big_bytes -= cap;
 	sodium_free(buf);
 }
 
@@ -1035,7 +1052,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 	(void)buf;
 	if (nread == UV_ENOBUFS) {
-		log_warn("connection from pid %d: out of buffer memory, closing", (int)c->id.pid);
+		log_warn("connection from pid %d uid %u: no buffer memory left for its frame, closing",
+			 (int)c->id.pid, (unsigned)c->id.uid);
 		conn_close(c);
 		return;
 	}
