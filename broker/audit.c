@@ -1195,6 +1195,16 @@ int audit_recover(struct audit *a)
 	return 0;
 }
 
+/* True when the path names the very file the descriptor writes to. */
+static bool still_at_path(const struct audit *a)
+{
+	struct stat by_fd, by_path;
+
+	return fstat(a->fd, &by_fd) == 0 && stat(a->path, &by_path) == 0 &&
+	       by_fd.st_dev == by_path.st_dev && by_fd.st_ino == by_path.st_ino &&
+	       by_fd.st_nlink > 0;
+}
+
 int audit_reopen(struct audit *a)
 {
 	struct rec r;
@@ -1202,6 +1212,13 @@ int audit_reopen(struct audit *a)
 
 	if (a == NULL)
 		return -EINVAL;
+	/*
+	 * SIGHUP also means "reload the policy": when the file at the path is
+	 * still the one we write, there is nothing to reopen (and after --user
+	 * the broker may not be allowed to open it again).
+	 */
+	if (a->healthy && a->fd >= 0 && still_at_path(a))
+		return 0;
 	/* What went into the old file is made durable before leaving it. */
 	if (a->fd >= 0) {
 		(void)fix_torn(a);

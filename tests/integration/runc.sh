@@ -21,7 +21,9 @@
 # MOUNTS are SRC:DST bind mounts (SRC a host file or folder, DST absolute),
 # SRC:DST:ro for read-only ones, or tmpfs:DST for a tmpfs of the container's
 # own.  The command runs in the foreground with runc's stdin, stdout and
-# stderr; runc_run returns its exit status.
+# stderr; runc_run returns its exit status.  RUNC_CAPS, when set, is the
+# container's whole capability set (space-separated CAP_ names) instead of
+# runc's default three for root and none for other users.
 
 RUNC=${RUNC:-runc}
 # A runc state folder of this test's own ($$ is the test's shell even in
@@ -151,6 +153,17 @@ _runc_config() {
   # anyone else gets none.
   caps='"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"'
   [ "$uid" = 0 ] || caps=''
+  # RUNC_CAPS, when set, is the whole set instead (e.g. Docker's
+  # "CAP_CHOWN CAP_FOWNER ..." for an init container that sets owners).
+  if [ -n "${RUNC_CAPS+set}" ]; then
+    caps=""
+    sep=""
+    for m in $RUNC_CAPS; do
+      [[ "$m" =~ ^CAP_[A-Z_]+$ ]] || { echo "runc_run: bad capability [$m]" >&2; return 1; }
+      caps+="$sep\"$m\""
+      sep=", "
+    done
+  fi
   cat <<JSON
 {
   "ociVersion": "1.0.2",
