@@ -453,8 +453,12 @@ static bool audit_request(struct conn *c, const struct event *e)
 		.error = e->error,
 		.count = e->count,
 	};
-	int rc = audit_append(s->audit, &ev);
+	int rc;
 
+	/* Refusals are counted by the log; ping and whoami are not refused. */
+	if (!op_needs_audit(c->req_type) && !audit_healthy(s->audit))
+		return false;
+	rc = audit_append(s->audit, &ev);
 	note_audit_state(s);
 	if (rc != 0)
 		return false;
@@ -529,8 +533,10 @@ static bool admit(struct conn *c, const struct wire_request *req, struct event *
 		return false;
 	}
 	if (!audit_healthy(s->audit)) {
-		/* Nothing can be recorded, so nothing is answered (no record). */
+		/* Nothing can be recorded, so nothing is released; the log counts it. */
+		(void)audit_request(c, e);
 		pending_error(c, WIRE_UNAVAILABLE, "audit log cannot be written");
+		c->pending.seq = 0;
 		finish(c);
 		return false;
 	}
