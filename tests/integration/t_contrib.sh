@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# The deployment material in contrib/ is usable as shipped: the systemd unit
+# passes systemd-analyze verify, secretd.conf is accepted by the real broker
+# (which finds its key through $CREDENTIALS_DIRECTORY as the unit arranges),
+# every policy and every rule quoted in a comment passes check-policy and
+# decides the example requests as documented, the YAML parses, clients reach
+# the broker through a read-only mount of the socket's folder, the man pages
+# render without warnings, and the README's Deployment section quotes the files exactly.
+set -eu
+source "$TESTLIB"
+: "${SOURCE_DIR:?SOURCE_DIR must name the repository root}"
+C="$SOURCE_DIR/contrib"
+
+need_tool() { # need_tool COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >&2 || true
+  command -v "$1" >/dev/null 2>&1 || fail "$1 is missing (Debian package $2)"
+}
+
+# ---- policies -------------------------------------------------------------
+# check_policy FILE: a copy in $T (mode 0644, ours) through check-policy.
+check_policy() {
+  local copy="$T/policy.$RANDOM.conf"
+  cp "$1" "$copy"
+  chmod 0644 "$copy"
+  expect_status 0 "$SECRETD" check-policy "$copy"
+  assert_contains "$OUT" ": OK," "check-policy $1"
+  POLICY_COPY=$copy
+}
+
+# decide WANT POLICY SELECTORS... PERM NAME: check-policy --as says WANT.
+decide() {
+  local want=$1 policy=$2 code=0
+  shift 2
+  [ "$want" = permit ] || code=1
+  expect_status "$code" "$SECRETD" check-policy "$policy" --as "$@"
+  assert_contains "$OUT" "$want" "check-policy --as $*"
+}
+
+HEX64=3f2a9c51e0b743fa87d67d5cb3dc609b8f6ecb635f155c4acf6b40f3affb8644
+OTHER64=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+POD=1b2c3d4e-5f60-7182-93a4-b5c6d7e8f901
+KPOD=/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${POD//-/_}.slice/cri-containerd-$HEX64.scope
+ROOT_SESSION=/user.slice/user-0.slice/session-1.scope
+
+note "every policy.conf in contrib/ parses"
+POLICIES=$(find "$C" -name policy.conf | sort)
+[ -n "$POLICIES" ] || fail "no policy.conf under contrib/"
+for p in $POLICIES; do check_policy "$p"; done
+
+note "systemd policy: root in a login session administers; root in a hostPID container does not"
+check_policy "$C/systemd/policy.conf"
+decide permit "$POLICY_COPY" uid=0 host cgroup=$ROOT_SESSION write app/x
+decide deny "$POLICY_COPY" uid=0 host cgroup=$KPOD write app/x
+decide permit "$POLICY_COPY" uid=0 host cgroup=$ROOT_SESSION read app/backup/signing-key
+decide deny "$POLICY_COPY" uid=34 cgroup=/system.slice/backup.service read app/backup/signing-key
+decide permit "$POLICY_COPY" uid=34 cgroup=/system.slice/backup.service read app/backup/db
+
+note "kubernetes policy: a pod reads its own UID's secrets, not another pod's"
+check_policy "$C/kubernetes/policy.conf"
+decide permit "$POLICY_COPY" uid=10003 cgroup=$KPOD read pods/$POD/api-token
+decide deny "$POLICY_COPY" uid=10003 cgroup=$KPOD read pods/aaaaaaaa-5f60-7182-93a4-b5c6d7e8f901/api-token
+decide permit "$POLICY_COPY" uid=10003 cgroup=$KPOD read containers/$HEX64/x
+decide permit "$POLICY_COPY" uid=10002 cgroup=$KPOD read apps/web/db-password
+decide deny "$POLICY_COPY" uid=10003 cgroup=$KPOD read apps/web/db-password
+decide deny "$POLICY_COPY" uid=0 host cgroup=$KPOD read apps/web/db-password
+decide permit "$POLICY_COPY" uid=0 host cgroup=$ROOT_SESSION write apps/web/db-password
+note "kubernetes policy: a pod-shaped cgroup in a user's delegated subtree is not a pod"
+decide deny "$POLICY_COPY" uid=1000 \
+  cgroup=/user.slice/user-1000.slice/user@1000.service/kubepods-pod${POD//-/_}.slice/x read pods/$POD/api-token
+
+note "docker policy: a container reads under its own id; a forged cgroup under /user.slice does not"
+check_policy "$C/docker/policy.conf"
+decide permit "$POLICY_COPY" uid=10002 cgroup=/system.slice/docker-$HEX64.scope read containers/$HEX64/api-token
+decide deny "$POLICY_COPY" uid=10002 cgroup=/system.slice/docker-$HEX64.scope read containers/$OTHER64/api-token
+decide deny "$POLICY_COPY" uid=1000 \
+  cgroup=/user.slice/user-1000.slice/user@1000.service/app.slice/docker-$HEX64.scope read containers/$HEX64/api-token
+decide permit "$POLICY_COPY" uid=10002 cgroup=/system.slice/docker-$OTHER64.scope read apps/web/db-password
+decide deny "$POLICY_COPY" uid=10003 cgroup=/system.slice/docker-$OTHER64.scope read apps/web/db-password
+decide permit "$POLICY_COPY" uid=0 cgroup=/system.slice/docker-$HEX64.scope read apps/legacy/x
+
+note "podman policy: rootless containers get their user's secrets only"
+check_policy "$C/podman/policy.conf"
+RL=/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-$HEX64.scope
+decide permit "$POLICY_COPY" uid=100999 cgroup=$RL read users/1000/token
+decide deny "$POLICY_COPY" uid=100999 cgroup=$RL read containers/$HEX64/token
+decide permit "$POLICY_COPY" uid=10002 cgroup=/machine.slice/libpod-$HEX64.scope read containers/$HEX64/token
+
+note "rules quoted in comments are rules of the policy.conf beside them"
+norm() { sed -E 's/^#[[:space:]]*//; s/[[:space:]]+/ /g; s/ $//'; }
+for dir in systemd kubernetes docker podman; do
+  RULES=$(grep -Ev '^[[:space:]]*(#|$)' "$C/$dir/policy.conf" | norm)
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    rule=$(norm <<<"$line")
+    grep -qxF -- "$rule" <<<"$RULES" || fail "contrib/$dir: comment quotes [$rule], not in policy.conf"
+  done < <(grep -hE '^#[[:space:]]+(permit|deny)[[:space:]]' "$C/$dir"/* 2>/dev/null || true)
+done
+
+# ---- man pages ----------------------------------------------------------
+need_tool groff groff-base
+need_tool man man-db
+note "man pages render without warnings"
+for page in "$C/man/secretd.8" "$C/man/secretctl.1" "$C/man/secretd-policy.5"; do
+  [ -f "$page" ] || fail "missing $page"
+  expect_status 0 groff -man -ww -z "$page"
+  assert_eq "$ERR" "" "groff warnings for $page"
+  expect_status 0 env MANWIDTH=80 man --warnings -l "$page"
+  assert_eq "$ERR" "" "man warnings for $page"
+  sections=(NAME SYNOPSIS DESCRIPTION FILES EXAMPLES "SEE ALSO")
+  # A file format (section 5) has no options or exit status.
+  case "$page" in *.5) ;; *) sections+=(OPTIONS "EXIT STATUS") ;; esac
+  for section in "${sections[@]}"; do
+    grep -q "^\.SH \"\?$section\"\?\$" "$page" || fail "$page has no $section section"
+  done
+done
+note "the policy examples of secretd-policy(5) parse"
+man -l "$C/man/secretd-policy.5" 2>/dev/null | sed -n '/^EXAMPLES/,/^       Which rule/p' | sed '1d;$d' |
+  sed -E 's/^ {7}//; s/group=developers/group=root/' >"$T/man-example.conf"
+check_policy "$T/man-example.conf"
+assert_contains "$OUT" "OK, 6 rules" "secretd-policy(5) examples"
+
+# ---- systemd ------------------------------------------------------------
+note "secretd.service: the hardening the broker relies on, and nothing that blinds it"
+UNIT="$C/systemd/secretd.service"
+for want in 'User=secretd' 'NoNewPrivileges=yes' 'CapabilityBoundingSet=' 'ProtectSystem=strict' \
+  'PrivateNetwork=yes' 'RestrictAddressFamilies=AF_UNIX' 'SystemCallFilter=@system-service' \
+  'RuntimeDirectoryMode=0755' 'RuntimeDirectoryPreserve=yes' 'StateDirectory=secretd' \
+  'LogsDirectory=secretd' 'UMask=0077' \
+  'LoadCredentialEncrypted=master.key:/etc/credstore.encrypted/secretd.master.key'; do
+  grep -qxF -- "$want" "$UNIT" || fail "secretd.service lacks [$want]"
+done
+for banned in ProtectProc ProcSubset PrivateUsers PrivatePIDs; do
+  if grep -Eq "^$banned=" "$UNIT"; then fail "secretd.service sets $banned="; fi
+done
+
+if command -v systemd-analyze >/dev/null 2>&1; then
+  note "systemd-analyze verify secretd.service"
+  mkdir -p "$T/unit" "$T/bin" "$T/man/man1" "$T/man/man5" "$T/man/man8"
+  cp "$SECRETD" "$T/bin/secretd"
+  cp "$C/man/secretd.8" "$T/man/man8/"
+  cp "$C/man/secretctl.1" "$T/man/man1/"
+  cp "$C/man/secretd-policy.5" "$T/man/man5/"
+  sed "s|^ExecStart=/usr/local/sbin/secretd |ExecStart=$T/bin/secretd |" "$UNIT" >"$T/unit/secretd.service"
+  grep -q "^ExecStart=$T/bin/secretd " "$T/unit/secretd.service" || fail "ExecStart not rewritten"
+  rc=0
+  MANPATH="$T/man" systemd-analyze verify "$T/unit/secretd.service" >"$T/verify.out" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ] || grep -q 'secretd' "$T/verify.out"; then
+    fail "systemd-analyze verify (exit $rc): $(cat "$T/verify.out")"
+  fi
+else
+  echo "SKIP: systemd-analyze is not installed; secretd.service not verified"
+fi
+
+if command -v systemd-sysusers >/dev/null 2>&1; then
+  note "secretd.sysusers creates the user secretd"
+  mkdir -p "$T/sysroot/etc"
+  expect_status 0 systemd-sysusers --root="$T/sysroot" "$C/systemd/secretd.sysusers"
+  grep -q '^secretd:' "$T/sysroot/etc/passwd" || fail "sysusers made no secretd user: $ERR"
+fi
+
+note "secretd.conf is accepted as shipped; the key comes from \$CREDENTIALS_DIRECTORY"
+mkdir -p "$T/creds"
+"$SECRETD" init --vault "$T/vault.db" --key-file "$T/creds/master.key" >/dev/null
+grep -Eq '^[[:space:]]*key-file[[:space:]]*=' "$C/systemd/secretd.conf" &&
+  fail "secretd.conf sets key-file; the unit relies on \$CREDENTIALS_DIRECTORY"
+printf 'permit all ** uid=0 host\n' | write_policy
+mkdir -p "$T/run"
+chmod 0755 "$T/run"
+SOCK="$T/run/secretd.sock"
+CREDENTIALS_DIRECTORY="$T/creds" "$SECRETD" run --config "$C/systemd/secretd.conf" \
+  --socket "$SOCK" --vault "$T/vault.db" --policy "$T/policy.conf" \
+  --audit-log "$T/audit.log" >>"$T/broker.log" 2>&1 &
+BROKER_PID=$!
+for _ in $(seq 1 100); do
+  "$CTL" -s "$SOCK" ping >/dev/null 2>&1 && break
+  kill -0 "$BROKER_PID" 2>/dev/null || fail "broker with secretd.conf exited: $(tail -n 3 "$T/broker.log")"
+  sleep 0.05
+done
+expect_status 0 "$CTL" -s "$SOCK" ping
+printf 'from-contrib' | "$CTL" -s "$SOCK" put contrib/check >/dev/null
+
+note "a client reaches the broker through a read-only bind mount of the socket's folder"
+mkdir -p "$T/ro"
+expect_status 0 unshare -m sh -c '
+  mount --make-rprivate / &&
+  mount --bind "$1" "$2" && mount -o remount,bind,ro "$1" "$2" &&
+  if touch "$2/probe" 2>/dev/null; then echo "mount is writable"; exit 9; fi &&
+  "$3" -s "$2/secretd.sock" get contrib/check' sh "$T/run" "$T/ro" "$CTL"
+assert_eq "$OUT" "from-contrib" "get through the read-only mount"
+stop_broker
+
+# ---- containers ---------------------------------------------------------
+note "examples mount the socket's folder (read-only), never the socket file"
+if grep -rnE '(-v|hostPath|source|path:)[^#]*secretd\.sock' "$C/docker" "$C/podman" "$C/kubernetes"; then
+  fail "an example mounts the socket file instead of its folder"
+fi
+for f in "$C/docker/run-example.sh" "$C/podman/run-example.sh"; do
+  bash -n "$f" || fail "$f: syntax"
+  grep -qF 'SECRETD_MOUNT=/run/secretd:/run/secretd:ro' "$f" || fail "$f: no read-only folder mount"
+done
+grep -qF -- '- /run/secretd:/run/secretd:ro' "$C/docker/compose.yaml" || fail "compose.yaml: no read-only folder mount"
+for f in "$C/kubernetes/pod-inject.yaml" "$C/kubernetes/pod-get.yaml"; do
+  grep -qF '{ name: secretd, mountPath: /run/secretd, readOnly: true }' "$f" || fail "$f: no read-only folder mount"
+done
+grep -qF 'medium: Memory' "$C/kubernetes/pod-inject.yaml" || fail "pod-inject.yaml: emptyDir not in memory"
+grep -qxF '      hostPID: true' "$C/kubernetes/secretd-daemonset.yaml" || fail "DaemonSet without hostPID"
+
+note "YAML: no tabs, and it parses"
+YAMLS=$(find "$C" -name '*.yaml' -o -name '*.yml' | sort)
+for y in $YAMLS; do
+  if grep -nP '\t' "$y"; then fail "$y contains a tab"; fi
+done
+if python3 -c 'import yaml' 2>/dev/null; then
+  for y in $YAMLS; do
+    python3 -c 'import sys, yaml; list(yaml.safe_load_all(open(sys.argv[1])))' "$y" || fail "$y does not parse"
+  done
+elif command -v kubectl >/dev/null 2>&1; then
+  # kustomize parses every resource offline, without a cluster.
+  note "(no PyYAML: parsing with kubectl kustomize)"
+  expect_status 0 kubectl kustomize "$C/kubernetes"
+  assert_contains "$OUT" "permit read       pods/\${pod}/**" "the ConfigMap carries policy.conf"
+  mkdir -p "$T/kust"
+  cp "$C"/kubernetes/pod-*.yaml "$T/kust/"
+  printf 'resources:\n' >"$T/kust/kustomization.yaml"
+  for y in "$T"/kust/pod-*.yaml; do printf '  - %s\n' "$(basename "$y")" >>"$T/kust/kustomization.yaml"; done
+  expect_status 0 kubectl kustomize "$T/kust"
+else
+  echo "SKIP: neither PyYAML nor kubectl; YAML checked for tabs only"
+fi
+
+# ---- README: Deployment ----------------------------------------------------------
+note "README Deployment: every code block is quoted exactly from the contrib/ file it names"
+python3 - "$SOURCE_DIR" <<'PY' || fail "README quotes drifted from contrib/"
+import re, sys
+root = sys.argv[1]
+text = open(f"{root}/README.md").read()
+text = text.split("\n## Deployment\n", 1)[1].split("\n## ", 1)[0]
+blocks = re.findall(r"(?:<!-- quoted from (\S+) -->\n)?```[a-z]*\n(.*?)\n```", text, re.S)
+if not blocks:
+    sys.exit("no code blocks")
+bad = 0
+for source, body in blocks:
+    if not source:
+        print("a code block without <!-- quoted from FILE -->:", body[:60], file=sys.stderr)
+        bad += 1
+    elif body not in open(f"{root}/{source}").read():
+        print(f"block not found verbatim in {source}:", body[:60], file=sys.stderr)
+        bad += 1
+print(f"# {len(blocks)} blocks checked")
+sys.exit(1 if bad else 0)
+PY
+
+echo "PASS: $TEST_NAME"
