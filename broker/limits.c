@@ -11,6 +11,7 @@ struct limits_slot {
 	uid_t uid;
 	char *cgroup; /* "" when unknown */
 	unsigned conns;
+	size_t bytes; /* large buffers held by its connections */
 	double tokens;
 	uint64_t refilled_ms;
 	const struct limits_config *cfg;
@@ -124,7 +125,7 @@ void limits_sweep(struct limits *l, uint64_t now_ms)
 			struct limits_slot *s = *pp;
 
 			refill(s, now_ms);
-			if (s->conns == 0 && s->tokens >= s->cfg->burst) {
+			if (s->conns == 0 && s->bytes == 0 && s->tokens >= s->cfg->burst) {
 				*pp = s->next;
 				free(s->cgroup);
 				free(s);
@@ -147,4 +148,17 @@ bool limits_take(struct limits_slot *s, uint64_t now_ms)
 unsigned limits_total(const struct limits *l)
 {
 	return l->total;
+}
+
+bool limits_charge(struct limits_slot *s, size_t bytes, size_t share)
+{
+	if (bytes > share || s->bytes > share - bytes)
+		return false;
+	s->bytes += bytes;
+	return true;
+}
+
+void limits_refund(struct limits_slot *s, size_t bytes)
+{
+	s->bytes -= bytes < s->bytes ? bytes : s->bytes;
 }

@@ -8,6 +8,7 @@
 #define SECRETD_LIMITS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -38,5 +39,12 @@ void limits_sweep(struct limits *l, uint64_t now_ms);
 bool limits_take(struct limits_slot *slot, uint64_t now_ms);
 
 unsigned limits_total(const struct limits *l);
+
+/*
+ * Large-buffer bytes held by an identity's connections: charge (true when
+ * within its share) and refund.
+ */
+bool limits_charge(struct limits_slot *slot, size_t bytes, size_t share);
+void limits_refund(struct limits_slot *slot, size_t bytes);
 
 #endif

@@ -3,6 +3,7 @@
  * failure, then the loop.  Key material is wiped before the loop runs.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,14 @@ static int start_broker(const struct config *cfg, struct broker *b)
 	/* Learn our own pid namespace depth while /proc/self is still ours. */
 	if (peer_own_pidns_depth() <= 0) {
 		log_err("cannot read NSpid from /proc/self/status");
+		return -1;
+	}
+	/*
+	 * A client that hangs up before its answer is written must cost the
+	 * broker an EPIPE on that connection, not its life.
+	 */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		log_err("cannot ignore SIGPIPE: %s", strerror(errno));
 		return -1;
 	}
 	nofile = privileges_raise_nofile();

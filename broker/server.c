@@ -27,6 +27,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "buffers.h"
 #include "glob.h"
 #include "limits.h"
 #include "log.h"
@@ -34,14 +35,14 @@
 #include <secretd/names.h>
 #include <secretd/wire.h>
 
-#define SMALL_BUF 4000  /* with sodium_malloc's canary, one page */
-#define POOL_MAX 256
 /*
- * All buffers larger than SMALL_BUF together, so that clients announcing
- * large frames cannot grow the broker without bound: past it, a connection
- * that needs more is closed.
+ * Buffers larger than BUFFERS_SMALL, all together and per identity, so that
+ * clients announcing large frames cannot grow the broker without bound nor
+ * one identity starve the others: past it, a connection that needs more is
+ * closed.
  */
 #define BIG_BUDGET (32u * 1024 * 1024)
+#define BIG_SHARE (BIG_BUDGET / 8)
 #define TICK_MS 1000
 #define BATCH_SYNC_MS 5
 #define MESSAGE_MAX 256
@@ -121,10 +122,7 @@ struct server {
 	uint8_t sync_ckpt[AUDIT_CHECKPOINT_MAX];
 	size_t sync_ckpt_len;
 	struct conn *waiters;
-	/* spare SMALL_BUF buffers, wiped: sodium_malloc is too dear per connection */
-	uint8_t *pool[POOL_MAX];
-	size_t pool_len;
-	size_t big_bytes; /* in buffers larger than SMALL_BUF */
+	struct buffers *buffers;
 	bool audit_was_healthy;
 	bool stopping;
 	char banner[64];
@@ -145,37 +143,27 @@ static uint64_t now_ms(struct server *s)
 	return uv_now(&s->loop);
 }
 
-/* A guarded buffer of cap bytes (at least SMALL_BUF), from the pool if small. */
-static uint8_t *buf_get(struct server *s, size_t *cap)
+/* A guarded buffer for a connection, large ones charged to its identity. */
+static uint8_t *buf_get(struct conn *c, size_t *cap)
 {
 	uint8_t *buf;
 
-	if (*cap <= SMALL_BUF) {
-		*cap = SMALL_BUF;
-		if (s->pool_len > 0)
-			return s->pool[--s->pool_len];
-		return sodium_malloc(*cap);
-	}
-	if (s->big_bytes + *cap > BIG_BUDGET)
+	if (*cap > BUFFERS_SMALL &&
+	    (c->slot == NULL || !limits_charge(c->slot, *cap, BIG_SHARE)))
 		return NULL;
-	buf = sodium_malloc(*cap);
-	if (buf != NULL)
-		s->big_bytes += *cap;
+	buf = buffers_get(c->srv->buffers, cap);
+	if (buf == NULL && *cap > BUFFERS_SMALL)
+		limits_refund(c->slot, *cap);
 	return buf;
 }
 
-static void buf_put(struct server *s, uint8_t *buf, size_t cap)
+static void buf_put(struct conn *c, uint8_t *buf, size_t cap)
 {
 	if (buf == NULL)
 		return;
-	if (cap == SMALL_BUF && s->pool_len < POOL_MAX) {
-		sodium_memzero(buf, cap);
-		s->pool[s->pool_len++] = buf;
-		return;
-	}
-	if (cap > SMALL_BUF)
-		s->big_bytes -= cap;
-	sodium_free(buf);
+	if (cap > BUFFERS_SMALL && c->slot != NULL)
+		limits_refund(c->slot, cap);
+	buffers_put(c->srv->buffers, buf, cap);
 }
 
 static bool op_needs_audit(uint8_t type)
@@ -309,23 +297,21 @@ static int out_reserve(struct conn *c, size_t need)
 
 	if (need <= c->out_cap)
 		return 0;
-	bigger = buf_get(c->srv, &need);
+	bigger = buf_get(c, &need);
 	if (bigger == NULL)
 		return -1;
-	buf_put(c->srv, c->out, c->out_cap);
+	buf_put(c, c->out, c->out_cap);
 	c->out = bigger;
 	c->out_cap = need;
 	return 0;
 }
 
-/* A large reply buffer is given back once its reply is gone. */
+/* A reply buffer is given back (wiped) once its reply is gone. */
 static void out_shrink(struct conn *c)
 {
-	if (c->out_cap > SMALL_BUF) {
-		buf_put(c->srv, c->out, c->out_cap);
-		c->out = NULL;
-		c->out_cap = 0;
-	}
+	buf_put(c, c->out, c->out_cap);
+	c->out = NULL;
+	c->out_cap = 0;
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -333,7 +319,6 @@ static void on_write(uv_write_t *req, int status)
 	struct conn *c = req->data;
 
 	c->writing = false;
-	sodium_memzero(c->out, c->out_cap);
 	out_shrink(c);
 	if (status < 0) {
 		conn_close(c);
@@ -374,7 +359,6 @@ static void send_pending(struct conn *c)
 	buf = uv_buf_init((char *)c->out, (unsigned)n);
 	w = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
 	if (w == n) {
-		sodium_memzero(c->out, (size_t)n);
 		out_shrink(c);
 		request_done(c);
 		return;
@@ -949,6 +933,12 @@ static void request_done(struct conn *c)
 		c->in_len = rest;
 		c->frame_len = 0;
 	}
+	/* An idle connection holds no buffer (thousands may be open). */
+	if (c->in_len == 0) {
+		buf_put(c, c->in, c->in_cap);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
 	c->busy = false;
 	c->active_ms = now_ms(s);
 	c->frame_started_ms = c->in_len > 0 ? c->active_ms : 0;
@@ -993,8 +983,9 @@ static void process_input(struct conn *c)
 			break;
 		rc = wire_frame_length(c->in, WIRE_MAX_REQUEST, &len);
 		if (rc != 0) {
+			/* Answered; the loop's top closes it once the answer is out. */
 			refuse_framing(c, rc);
-			break;
+			continue;
 		}
 		if (c->in_len < WIRE_HEADER_SIZE + (size_t)len)
 			break;
@@ -1015,7 +1006,7 @@ static void process_input(struct conn *c)
 /* Grow the input buffer toward the frame being received, never beyond it. */
 static int in_reserve(struct conn *c)
 {
-	size_t want = SMALL_BUF, cap;
+	size_t want = BUFFERS_SMALL, cap;
 	uint32_t len;
 	uint8_t *bigger;
 
@@ -1025,15 +1016,15 @@ static int in_reserve(struct conn *c)
 	if (c->in != NULL && (c->in_len < c->in_cap || want <= c->in_cap))
 		return 0;
 	/* Grow with what arrives (doubling), never past the declared frame. */
-	cap = c->in_cap ? c->in_cap * 2 : SMALL_BUF;
+	cap = c->in_cap ? c->in_cap * 2 : BUFFERS_SMALL;
 	if (cap > want && c->in_cap > 0)
 		cap = want > c->in_cap ? want : c->in_cap;
-	bigger = buf_get(c->srv, &cap);
+	bigger = buf_get(c, &cap);
 	if (bigger == NULL)
 		return -1;
 	if (c->in != NULL) {
 		memcpy(bigger, c->in, c->in_len);
-		buf_put(c->srv, c->in, c->in_cap);
+		buf_put(c, c->in, c->in_cap);
 	}
 	c->in = bigger;
 	c->in_cap = cap;
@@ -1095,8 +1086,10 @@ static void update_reading(struct conn *c)
 static void conn_free(struct conn *c)
 {
 	pending_clear(&c->pending);
-	buf_put(c->srv, c->in, c->in_cap);
-	buf_put(c->srv, c->out, c->out_cap);
+	buf_put(c, c->in, c->in_cap);
+	buf_put(c, c->out, c->out_cap);
+	/* After the buffers, which are charged to the identity's slot. */
+	limits_release(c->srv->limits, c->slot);
 	identity_clear(&c->id);
 	free(c);
 }
@@ -1144,8 +1137,6 @@ static void conn_close(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->nconns--;
-	limits_release(s->limits, c->slot);
-	c->slot = NULL;
 	uv_close((uv_handle_t *)&c->pipe, on_conn_closed);
 }
 
@@ -1551,7 +1542,8 @@ int server_run(struct server_parts *parts)
 	lc = (struct limits_config){ s->cfg->max_connections, s->cfg->max_connections_per_peer,
 				     s->cfg->rate_per_second, s->cfg->rate_burst };
 	s->limits = limits_new(&lc);
-	if (s->limits == NULL || uv_loop_init(&s->loop) != 0) {
+	s->buffers = buffers_new(BIG_BUDGET);
+	if (s->limits == NULL || s->buffers == NULL || uv_loop_init(&s->loop) != 0) {
 		log_err("cannot set up the event loop");
 		goto out_nolloop;
 	}
@@ -1574,8 +1566,7 @@ out:
 out_nolloop:
 	policy_free(s->policy);
 	limits_free(s->limits);
-	while (s->pool_len > 0)
-		sodium_free(s->pool[--s->pool_len]);
+	buffers_free(s->buffers);
 	free(s->ops);
 	free(s);
 	return ret;

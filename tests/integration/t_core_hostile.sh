@@ -46,6 +46,22 @@ expect_status 0 "$CTL" get app/x
 assert_eq "$OUT" "s3cret"
 wait $stall || true
 
+note "clients that hang up before reading their answers (EPIPE, not SIGPIPE)"
+head -c 65536 /dev/urandom | "$CTL" put app/big >/dev/null
+python3 - "$SECRETD_SOCKET" <<'PY'
+import socket, struct, sys
+name = b"app/big"
+body = bytes([1, 2]) + struct.pack(">H", len(name)) + name + struct.pack(">I", 0)
+frame = struct.pack(">I", len(body)) + body
+for _ in range(20):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    s.sendall(frame * 50)
+    s.close()
+PY
+sleep 0.5
+kill -0 "$BROKER_PID" 2>/dev/null || fail "the broker died when clients hung up"
+
 note "the broker is still healthy"
 expect_status 0 "$CTL" ping
 stop_broker

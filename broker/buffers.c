@@ -1,0 +1,108 @@
+/* Slabs of guarded memory for small buffers, a budget for large ones. */
+#include "buffers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#define SLAB_BUFFERS 64
+
+struct slab {
+	struct slab *next;
+	uint8_t *mem; /* sodium_malloc'd, SLAB_BUFFERS * BUFFERS_SMALL bytes */
+};
+
+/* A free small buffer keeps the link to the next one in its first bytes. */
+struct free_buf {
+	struct free_buf *next;
+};
+
+struct buffers {
+	struct slab *slabs;
+	struct free_buf *free;
+	size_t big_budget, big_bytes;
+};
+
+struct buffers *buffers_new(size_t big_budget)
+{
+	struct buffers *b = calloc(1, sizeof(*b));
+
+	if (b != NULL)
+		b->big_budget = big_budget;
+	return b;
+}
+
+void buffers_free(struct buffers *b)
+{
+	if (b == NULL)
+		return;
+	while (b->slabs != NULL) {
+		struct slab *next = b->slabs->next;
+		sodium_free(b->slabs->mem);
+		free(b->slabs);
+		b->slabs = next;
+	}
+	free(b);
+}
+
+static int add_slab(struct buffers *b)
+{
+	struct slab *slab = calloc(1, sizeof(*slab));
+
+	if (slab == NULL)
+		return -1;
+	slab->mem = sodium_malloc(SLAB_BUFFERS * BUFFERS_SMALL);
+	if (slab->mem == NULL) {
+		free(slab);
+		return -1;
+	}
+	sodium_memzero(slab->mem, SLAB_BUFFERS * BUFFERS_SMALL);
+	for (size_t i = 0; i < SLAB_BUFFERS; i++) {
+		struct free_buf *f = (struct free_buf *)(void *)(slab->mem + i * BUFFERS_SMALL);
+		f->next = b->free;
+		b->free = f;
+	}
+	slab->next = b->slabs;
+	b->slabs = slab;
+	return 0;
+}
+
+uint8_t *buffers_get(struct buffers *b, size_t *cap)
+{
+	uint8_t *buf;
+
+	if (*cap <= BUFFERS_SMALL) {
+		struct free_buf *f;
+
+		if (b->free == NULL && add_slab(b) != 0)
+			return NULL;
+		f = b->free;
+		b->free = f->next;
+		f->next = NULL;
+		*cap = BUFFERS_SMALL;
+		return (uint8_t *)f;
+	}
+	if (*cap > b->big_budget - b->big_bytes)
+		return NULL;
+	buf = sodium_malloc(*cap);
+	if (buf != NULL)
+		b->big_bytes += *cap;
+	return buf;
+}
+
+void buffers_put(struct buffers *b, uint8_t *buf, size_t cap)
+{
+	if (buf == NULL)
+		return;
+	if (cap == BUFFERS_SMALL) {
+		struct free_buf *f = (struct free_buf *)(void *)buf;
+
+		sodium_memzero(buf, cap);
+		f->next = b->free;
+		b->free = f;
+		return;
+	}
+	b->big_bytes -= cap;
+	sodium_free(buf); /* wipes */
+}

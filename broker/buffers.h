@@ -1,0 +1,34 @@
+/*
+ * Guarded memory for connection buffers, which may hold secret values.
+ *
+ * Small buffers are carved out of slabs of sodium_malloc memory (locked,
+ * between guard pages, wiped when returned), because a sodium_malloc of its
+ * own costs each buffer several system calls, four memory mappings and two
+ * resident pages.  Large buffers get their own sodium_malloc, within a
+ * budget, so that clients announcing large frames cannot grow the broker
+ * without bound.  Single-threaded.
+ */
+#ifndef SECRETD_BUFFERS_H
+#define SECRETD_BUFFERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUFFERS_SMALL 4096
+
+struct buffers;
+
+struct buffers *buffers_new(size_t big_budget);
+/* Frees every slab: only when no buffer is in use any more. */
+void buffers_free(struct buffers *b);
+
+/*
+ * A buffer of at least *cap bytes; *cap gets its real size (BUFFERS_SMALL
+ * for small requests).  NULL when memory or the large-buffer budget is out.
+ */
+uint8_t *buffers_get(struct buffers *b, size_t *cap);
+
+/* Wipe and give back a buffer of cap bytes (NULL is fine). */
+void buffers_put(struct buffers *b, uint8_t *buf, size_t cap);
+
+#endif
