@@ -34,7 +34,7 @@ cmake --build "$top/build-fuzz" -j"$jobs" --target fuzzers
 # Each fuzzer's closing statistics (executions, coverage) are printed for the record.
 rc=0
 (cd "$top/build-fuzz" && ctest -L fuzz -V >fuzz.log 2>&1) || rc=$?
-grep -E "Start +[0-9]+: fuzz/|#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|ERROR|SUMMARY" \
+grep -E "Start +[0-9]+: fuzz/|#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb|ERROR|SUMMARY" \
   "$top/build-fuzz/fuzz.log" | sed -E 's/^[0-9]+: //'
 [ "$rc" -eq 0 ] || tail -n 60 "$top/build-fuzz/fuzz.log"
 grep -E "tests passed|tests failed" "$top/build-fuzz/fuzz.log" | tail -n 1
