@@ -289,6 +289,13 @@ int config_load_file(struct config *cfg, char *err, size_t errlen)
 			 cfg->config, CONFIG_MAX_FILE);
 		goto out;
 	}
+	/* It names the policy, the log and the user: as guarded as the policy. */
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 || (st.st_uid != 0 && st.st_uid != geteuid())) {
+		snprintf(err, errlen, "config %s: must be owned by root (or us) and not writable "
+			 "by group or others (mode %04o, uid %u)", cfg->config,
+			 (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+		goto out;
+	}
 	text = malloc((size_t)st.st_size + 1);
 	if (text == NULL) {
 		snprintf(err, errlen, "out of memory");

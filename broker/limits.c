@@ -162,3 +162,4 @@ void limits_refund(struct limits_slot *s, size_t bytes)
 {
 	s->bytes -= bytes < s->bytes ? bytes : s->bytes;
 }
+

@@ -72,11 +72,14 @@ static int parse_run_options(int argc, char **argv, int first, struct config *cf
 				fprintf(stderr, "secretd: unexpected argument \"%s\"\n", argv[i]);
 				return 2;
 			}
-			i = option_at(argv, argc, i, &key, &value, keybuf, sizeof(keybuf));
-			if (i < 0) {
-				fprintf(stderr, "secretd: option %s needs a value\n", argv[argc - 1]);
+			int next = option_at(argv, argc, i, &key, &value, keybuf, sizeof(keybuf));
+
+			if (next < 0) {
+				fprintf(stderr, "secretd: option %s needs a value (or is unknown)\n",
+					argv[i]);
 				return 2;
 			}
+			i = next;
 			if (strcmp(key, "config") == 0) {
 				if (pass == 0) {
 					free(cfg->config);
@@ -199,6 +202,13 @@ static void stop_broker(struct broker *b)
 		close(b->listen_fd);
 }
 
+/* A clean exit leaves no socket behind (the next start would replace it anyway). */
+static void remove_socket(const char *path)
+{
+	if (unlink(path) != 0 && errno != ENOENT)
+		log_warn("cannot remove the socket %s: %s", path, strerror(errno));
+}
+
 static int cmd_run(int argc, char **argv, int first)
 {
 	struct config cfg;
@@ -226,6 +236,7 @@ static int cmd_run(int argc, char **argv, int first)
 		b.policy = NULL;   /* the server owns it now */
 		b.listen_fd = -1;  /* and the socket */
 		ret = server_run(&parts);
+		remove_socket(cfg.socket);
 	}
 	stop_broker(&b);
 out:

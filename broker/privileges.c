@@ -62,7 +62,7 @@ static int become_user(const char *user, char *err, size_t errlen)
 	/* Trust nothing: check that the switch really happened. */
 	if (getuid() != pw->pw_uid || geteuid() != pw->pw_uid ||
 	    getgid() != pw->pw_gid || getegid() != pw->pw_gid ||
-	    getgroups(0, NULL) > 1) {
+	    getgroups(0, NULL) != 0) {
 		snprintf(err, errlen, "user switch to %s did not take", user);
 		return -1;
 	}
@@ -77,7 +77,8 @@ static int check_no_capabilities(char *err, size_t errlen)
 		return -1;
 	}
 	if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE ||
-	    capng_have_capabilities(CAPNG_SELECT_BOUNDS) != CAPNG_NONE) {
+	    capng_have_capabilities(CAPNG_SELECT_BOUNDS) != CAPNG_NONE ||
+	    capng_have_capabilities(CAPNG_SELECT_AMBIENT) != CAPNG_NONE) {
 		snprintf(err, errlen, "capabilities remain after dropping privileges");
 		return -1;
 	}

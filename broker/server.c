@@ -56,6 +56,7 @@ struct write_job {
 	struct write_job *next;
 	struct conn *conn;
 	struct vault_op op;
+	unsigned rule; /* the policy line that permitted it */
 };
 
 /* An answer decided but not yet sent. */
@@ -84,6 +85,9 @@ struct conn {
 	size_t frame_len;          /* bytes of the request being handled */
 	uint8_t req_type;
 	uint64_t frame_started_ms; /* first byte of an unfinished request */
+	uint64_t write_started_ms; /* an answer the peer has not taken yet */
+	unsigned refused;          /* rate-limited answers not yet recorded */
+	uint64_t refused_logged_ms; /* this run of refusals last recorded; 0 none */
 	uint64_t active_ms;        /* last request finished */
 	struct pending pending;
 	struct write_job job;
@@ -123,6 +127,8 @@ struct server {
 	size_t sync_ckpt_len;
 	struct conn *waiters;
 	struct buffers *buffers;
+	uv_pipe_t reject; /* accepts a connection there is no memory for */
+	bool reject_busy;
 	bool audit_was_healthy;
 	bool stopping;
 	char banner[64];
@@ -208,8 +214,12 @@ static int clear_stale_socket(const char *path, const struct sockaddr_un *sa,
 	struct stat st;
 	int probe, rc;
 
-	if (lstat(path, &st) != 0)
-		return errno == ENOENT ? 0 : -1;
+	if (lstat(path, &st) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "socket path %s: %s", path, strerror(errno));
+		return -1;
+	}
 	if (!S_ISSOCK(st.st_mode)) {
 		snprintf(err, errlen, "socket path %s exists and is not a socket", path);
 		return -1;
@@ -372,6 +382,7 @@ static void send_pending(struct conn *c)
 		buf.len -= (unsigned)w;
 	}
 	c->writing = true;
+	c->write_started_ms = now_ms(c->srv);
 	c->wreq.data = c;
 	if (uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &buf, 1, on_write) != 0) {
 		c->writing = false;
@@ -418,11 +429,8 @@ struct event {
 	long long count;
 };
 
-/*
- * Write the request's record.  Returns false when it could not be written:
- * the caller then withholds anything but ping and whoami.
- */
-static bool audit_request(struct conn *c, const struct event *e)
+/* Append a record about this connection; durable with the next batch. */
+static int audit_append_event(struct conn *c, const struct event *e)
 {
 	struct server *s = c->srv;
 	const char *op = e->op != NULL ? e->op : wire_type_name(c->req_type);
@@ -437,22 +445,32 @@ static bool audit_request(struct conn *c, const struct event *e)
 		.error = e->error,
 		.count = e->count,
 	};
-	int rc;
+	int rc = audit_append(s->audit, &ev);
+
+	note_audit_state(s);
+	if (rc == 0 && !s->cfg->audit_sync_always && !s->flush_armed) {
+		s->flush_armed = true;
+		uv_timer_start(&s->flush, on_flush, BATCH_SYNC_MS, 0);
+	}
+	return rc;
+}
+
+/*
+ * Write the request's record.  Returns false when it could not be written:
+ * the caller then withholds anything but ping and whoami.
+ */
+static bool audit_request(struct conn *c, const struct event *e)
+{
+	struct server *s = c->srv;
 
 	/* Refusals are counted by the log; ping and whoami are not refused. */
 	if (!op_needs_audit(c->req_type) && !audit_healthy(s->audit))
 		return false;
-	rc = audit_append(s->audit, &ev);
-	note_audit_state(s);
-	if (rc != 0)
+	if (audit_append_event(c, e) != 0)
 		return false;
 	c->pending.seq = audit_last_seq(s->audit);
-	if (s->cfg->audit_sync_always) {
+	if (s->cfg->audit_sync_always)
 		sync_kick(s);
-	} else if (!s->flush_armed) {
-		s->flush_armed = true;
-		uv_timer_start(&s->flush, on_flush, BATCH_SYNC_MS, 0);
-	}
 	return true;
 }
 
@@ -462,13 +480,15 @@ static void answer_error(struct conn *c, const struct event *e, uint8_t status,
 {
 	bool logged = audit_request(c, e);
 
+	uint64_t seq = logged ? c->pending.seq : 0;
+
 	if (!logged && op_needs_audit(c->req_type)) {
 		status = WIRE_UNAVAILABLE;
 		message = "audit log cannot be written";
 	}
 	pending_error(c, status, "%s", message);
-	if (!logged)
-		c->pending.seq = 0;
+	/* audit-sync = always holds errors and denials for their fsync too. */
+	c->pending.seq = seq;
 	finish(c);
 }
 
@@ -587,7 +607,7 @@ static void handle_get(struct conn *c, const struct wire_request *req)
 
 /* Hand a put or delete to the writer; write_done() answers it. */
 static void submit_write(struct conn *c, const struct wire_request *req,
-			 enum vault_op_kind kind)
+			 enum vault_op_kind kind, unsigned rule)
 {
 	struct server *s = c->srv;
 	struct write_job *job = &c->job;
@@ -599,6 +619,7 @@ static void submit_write(struct conn *c, const struct wire_request *req,
 	job->op.name_len = req->name.len;
 	job->op.value = req->value.ptr;
 	job->op.value_len = req->value.len;
+	job->rule = rule;
 	*s->queue_tail = job;
 	s->queue_tail = &job->next;
 	writer_kick(s);
@@ -622,7 +643,7 @@ static void handle_put(struct conn *c, const struct wire_request *req)
 	}
 	if (!permitted(c, PERM_WRITE, &req->name, &e))
 		return;
-	submit_write(c, req, VAULT_OP_PUT);
+	submit_write(c, req, VAULT_OP_PUT, e.rule);
 }
 
 static void handle_delete(struct conn *c, const struct wire_request *req)
@@ -631,7 +652,7 @@ static void handle_delete(struct conn *c, const struct wire_request *req)
 
 	if (!admit(c, req, &e) || !permitted(c, PERM_DELETE, &req->name, &e))
 		return;
-	submit_write(c, req, VAULT_OP_DELETE);
+	submit_write(c, req, VAULT_OP_DELETE, e.rule);
 }
 
 /* A written put or delete: audit it (even if the caller has gone), answer. */
@@ -645,19 +666,19 @@ static void write_done(struct conn *c)
 	const struct vault_op *op = &c->job.op;
 	unsigned ignored;
 
+	/* The rule that let it through, even if a reload has changed the policy. */
+	e.rule = c->job.rule;
 	if (op->result == VAULT_OK) {
 		e.decision = "allow";
 		e.version = op->version;
-		e.rule = 0;
-		policy_eval(c->srv->policy, &c->id,
-			    op->kind == VAULT_OP_PUT ? PERM_WRITE : PERM_DELETE,
-			    op->name, op->name_len, &e.rule);
 		c->pending.resp.type = c->req_type;
 		c->pending.resp.status = WIRE_OK;
 		c->pending.resp.version = op->version;
 		c->pending.withhold_on_failure = true;
-		if (op->kind == VAULT_OP_DELETE)
-			e.version = -1, e.count = op->version;
+		if (op->kind == VAULT_OP_DELETE) {
+			e.version = -1;
+			e.count = op->version;
+		}
 		answer_ok(c, &e);
 		return;
 	}
@@ -713,7 +734,8 @@ static int list_one(const char *name, size_t len, void *arg)
 		return 0;
 	if (!policy_eval(l->c->srv->policy, &l->c->id, PERM_LIST, name, len, &line))
 		return 0;
-	if (l->encoded + 2 + len > WIRE_MAX_RESPONSE - 64) {
+	/* The answer's buffer must fit the identity's share of large buffers. */
+	if (l->encoded + 2 + len > BIG_SHARE - 64) {
 		l->too_many = true;
 		return 1;
 	}
@@ -865,6 +887,47 @@ static void handle_whoami(struct conn *c)
 	answer_ok(c, &e);
 }
 
+/*
+ * Over its rate.  A flood of refusals must not become a flood of records:
+ * the first of a run is recorded at once, then one record a second, and the
+ * rest when the run ends (flush_refusals), each with `count` refusals.
+ */
+static void answer_rate_limited(struct conn *c, const struct wire_request *req)
+{
+	struct event e = { .version = -1, .count = -1 };
+	uint64_t now = now_ms(c->srv);
+
+	c->refused++;
+	if (c->refused_logged_ms != 0 && now - c->refused_logged_ms < 1000) {
+		pending_error(c, WIRE_RATE_LIMITED, "rate limited: too many requests");
+		finish(c);
+		return;
+	}
+	if (req != NULL)
+		e = event_for(req);
+	e.decision = "deny";
+	e.error = "rate limited";
+	e.count = c->refused;
+	c->refused = 0;
+	c->refused_logged_ms = now;
+	answer_error(c, &e, WIRE_RATE_LIMITED, "rate limited: too many requests");
+}
+
+/* A run of refusals ended (a request passed, or the connection closes). */
+static void flush_refusals(struct conn *c)
+{
+	struct event e = { .op = "ratelimit", .version = -1, .decision = "deny",
+			   .error = "rate limited" };
+
+	c->refused_logged_ms = 0;
+	if (c->refused == 0)
+		return;
+	e.count = c->refused;
+	c->refused = 0;
+	if (audit_append_event(c, &e) != 0)
+		log_warn("recording %lld rate-limited requests failed", e.count);
+}
+
 static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
 {
 	struct wire_request req;
@@ -872,6 +935,12 @@ static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
 
 	/* Answer a malformed request in the type it claimed, if it is one. */
 	c->req_type = len >= 2 && wire_type_name(body[1]) != NULL ? body[1] : WIRE_PING;
+	/* Every frame costs a token, well-formed or not. */
+	if (!limits_take(c->slot, now_ms(c->srv))) {
+		answer_rate_limited(c, rc == 0 ? &req : NULL);
+		return;
+	}
+	flush_refusals(c);
 	if (rc != 0) {
 		struct event e = { .op = "malformed", .version = -1, .decision = "error",
 				   .count = -1, .error = "malformed request" };
@@ -882,14 +951,6 @@ static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
 		return;
 	}
 	c->req_type = req.type;
-	if (!limits_take(c->slot, now_ms(c->srv))) {
-		struct event e = event_for(&req);
-
-		e.decision = "deny";
-		e.error = "rate limited";
-		answer_error(c, &e, WIRE_RATE_LIMITED, "rate limited: too many requests");
-		return;
-	}
 	switch (req.type) {
 	case WIRE_PING:
 		handle_ping(c);
@@ -909,10 +970,13 @@ static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
 	case WIRE_DELETE:
 		handle_delete(c, &req);
 		break;
-	default:
-		pending_error(c, WIRE_INVALID, "unknown request type");
-		finish(c);
+	default: {
+		/* The decoder refuses unknown types; kept so no path skips the log. */
+		struct event e = { .op = "malformed", .version = -1, .decision = "error",
+				   .count = -1, .error = "unknown request type" };
+		answer_error(c, &e, WIRE_INVALID, "unknown request type");
 		break;
+	}
 	}
 }
 
@@ -965,7 +1029,7 @@ static void refuse_framing(struct conn *c, int rc)
 	c->close_after_reply = true;
 	answer_error(c, &e, WIRE_INVALID,
 		     rc == WIRE_E_TOOBIG ? "frame too large: closing the connection"
-					 : "empty frame: closing the connection");
+					 : "bad frame length: closing the connection");
 }
 
 static void process_input(struct conn *c)
@@ -1004,21 +1068,28 @@ static void process_input(struct conn *c)
 }
 
 /* Grow the input buffer toward the frame being received, never beyond it. */
+/*
+ * Room for the next read: a small buffer to start, grown (doubling) as the
+ * bytes of a larger frame arrive, never past the frame its header declares.
+ * -1 when there is none to give: no memory left, or (not reached, since
+ * reading stops while a request is handled) a buffer full of whole frames.
+ */
 static int in_reserve(struct conn *c)
 {
-	size_t want = BUFFERS_SMALL, cap;
+	size_t want = BUFFERS_SMALL, cap = BUFFERS_SMALL;
 	uint32_t len;
 	uint8_t *bigger;
 
-	if (c->in_len >= WIRE_HEADER_SIZE &&
-	    wire_frame_length(c->in, WIRE_MAX_REQUEST, &len) == 0)
-		want = WIRE_HEADER_SIZE + (size_t)len;
-	if (c->in != NULL && (c->in_len < c->in_cap || want <= c->in_cap))
-		return 0;
-	/* Grow with what arrives (doubling), never past the declared frame. */
-	cap = c->in_cap ? c->in_cap * 2 : BUFFERS_SMALL;
-	if (cap > want && c->in_cap > 0)
-		cap = want > c->in_cap ? want : c->in_cap;
+	if (c->in != NULL) {
+		if (c->in_len < c->in_cap)
+			return 0;
+		if (c->in_len >= WIRE_HEADER_SIZE &&
+		    wire_frame_length(c->in, WIRE_MAX_REQUEST, &len) == 0)
+			want = WIRE_HEADER_SIZE + (size_t)len;
+		if (want <= c->in_cap)
+			return -1;
+		cap = c->in_cap * 2 < want ? c->in_cap * 2 : want;
+	}
 	bigger = buf_get(c, &cap);
 	if (bigger == NULL)
 		return -1;
@@ -1036,7 +1107,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	struct conn *c = (struct conn *)h;
 
 	(void)suggested;
-	if (in_reserve(c) != 0 || c->in_len >= c->in_cap) {
+	if (in_reserve(c) != 0) {
 		*buf = uv_buf_init(NULL, 0);
 		return;
 	}
@@ -1059,8 +1130,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		conn_close(c);
 		return;
 	}
-	if (nread == 0)
+	if (nread == 0) {
+		/* Nothing came after all: an idle connection holds no buffer. */
+		if (c->in_len == 0) {
+			buf_put(c, c->in, c->in_cap);
+			c->in = NULL;
+			c->in_cap = 0;
+		}
 		return;
+	}
 	if (c->in_len == 0)
 		c->frame_started_ms = now_ms(c->srv);
 	c->in_len += (size_t)nread;
@@ -1128,6 +1206,7 @@ static void conn_close(struct conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	flush_refusals(c);
 	if (c->waiting)
 		unlink_waiter(c);
 	if (c->prev != NULL)
@@ -1154,6 +1233,27 @@ static void refuse_conn(struct conn *c, const char *why)
 	answer_error(c, &e, WIRE_RATE_LIMITED, why);
 }
 
+static void on_reject_closed(uv_handle_t *h)
+{
+	struct server *s = h->data;
+
+	s->reject_busy = false;
+}
+
+/*
+ * libuv stops listening until a pending connection is accepted, so one
+ * that cannot be served is accepted into a spare handle and closed.
+ */
+static void reject_connection(struct server *s, uv_stream_t *listener)
+{
+	if (s->reject_busy || uv_pipe_init(&s->loop, &s->reject, 0) != 0)
+		return;
+	s->reject.data = s;
+	s->reject_busy = true;
+	(void)uv_accept(listener, (uv_stream_t *)&s->reject);
+	uv_close((uv_handle_t *)&s->reject, on_reject_closed);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
 	struct server *s = listener->data;
@@ -1168,6 +1268,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		log_err("accept: out of memory");
+		reject_connection(s, listener);
 		return;
 	}
 	c->srv = s;
@@ -1189,8 +1290,9 @@ static void on_connection(uv_stream_t *listener, int status)
 	c->active_ms = now_ms(s);
 	rc = limits_acquire(s->limits, c->id.uid, c->id.cgroup, now_ms(s), &c->slot);
 	if (rc != LIMITS_OK) {
-		refuse_conn(c, rc == LIMITS_TOTAL ? "too many connections to the broker"
-						  : "too many connections from this identity");
+		refuse_conn(c, rc == LIMITS_TOTAL  ? "too many connections to the broker"
+			       : rc == LIMITS_PEER ? "too many connections from this identity"
+						   : "out of memory");
 		return;
 	}
 	if (!c->id.established)
@@ -1211,34 +1313,37 @@ static void writer_work(uv_work_t *w)
 static void writer_after(uv_work_t *w, int status)
 {
 	struct server *s = w->data;
-	struct write_job *job = s->batch;
+	struct write_job *job, *batch = s->batch;
 	size_t i = 0;
 
 	(void)status;
-	s->write_busy = false;
-	s->batch = NULL;
-	while (job != NULL) {
-		struct write_job *next = job->next;
-		struct conn *c = job->conn;
-
+	/*
+	 * Take every result out of the batch before answering anyone: an
+	 * answer lets its connection go on to its next (pipelined) put, which
+	 * starts the next batch in s->ops.
+	 */
+	for (job = batch; job != NULL; job = job->next, i++) {
 		job->op.result = s->ops[i].result;
 		job->op.version = s->ops[i].version;
-		i++;
-		job->conn = NULL;
-		if (c->closed) {
-			/* The change is made: record it though nobody hears the answer. */
-			write_done(c);
-			conn_free(c);
-		} else {
-			write_done(c);
-		}
-		job = next;
 	}
 	if (i < s->nops && s->ops[i].kind == VAULT_OP_CHECKPOINT &&
 	    s->ops[i].result != VAULT_OK)
 		log_warn("storing the audit checkpoint in the vault failed: %s",
 			 vault_strerror(s->ops[i].result));
 	s->nops = 0;
+	s->batch = NULL;
+	s->write_busy = false;
+	for (job = batch; job != NULL;) {
+		struct write_job *next = job->next;
+		struct conn *c = job->conn;
+
+		job->conn = NULL;
+		/* A closed caller's change is made: it is recorded all the same. */
+		write_done(c);
+		if (c->closed)
+			conn_free(c);
+		job = next;
+	}
 	writer_kick(s);
 	maybe_finish_shutdown(s);
 }
@@ -1287,7 +1392,14 @@ static void writer_kick(struct server *s)
 	s->write_busy = true;
 	s->write_work.data = s;
 	if (uv_queue_work(&s->loop, &s->write_work, writer_work, writer_after) != 0) {
+		/* Put the jobs back; the next kick (tick or request) tries again. */
 		log_err("writer: cannot queue work");
+		s->queue = s->batch;
+		s->queue_tail = &s->queue;
+		while (*s->queue_tail != NULL)
+			s->queue_tail = &(*s->queue_tail)->next;
+		s->batch = NULL;
+		s->nops = 0;
 		s->write_busy = false;
 	}
 }
@@ -1309,7 +1421,7 @@ static void release_waiters(struct server *s, bool ok)
 	while (*pp != NULL) {
 		struct conn *c = *pp;
 
-		if (ok && c->pending.seq > s->sync_covers) {
+		if (ok && c->pending.seq > audit_synced_seq(s->audit)) {
 			pp = &c->wait_next;
 			continue;
 		}
@@ -1380,7 +1492,12 @@ static void sweep_connections(struct server *s)
 	while (c != NULL) {
 		struct conn *next = c->next;
 
-		if (!c->busy && !c->writing && !c->waiting) {
+		if (c->writing && now - c->write_started_ms >= s->cfg->request_timeout_ms) {
+			/* A peer that does not read its answer holds a value: let go. */
+			log_info("closing connection from pid %d: its answer was not read in time",
+				 (int)c->id.pid);
+			conn_close(c);
+		} else if (!c->busy && !c->writing && !c->waiting) {
 			if (c->in_len > 0 && now - c->frame_started_ms >= s->cfg->request_timeout_ms) {
 				log_info("closing connection from pid %d: request not completed in time",
 					 (int)c->id.pid);
