@@ -3,6 +3,7 @@
  * variable against constructed callers, last match wins, default deny on
  * line 0, and the file checks of policy_load.
  */
+#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -286,18 +287,18 @@ static void make_who(enum who w, struct identity *id)
 	case DOCKER_A:
 		id->uid = id->gid = 1000;
 		id->cgroup = (char *)(uintptr_t)"/system.slice/docker-" CID_A ".scope";
-		strcpy(id->container, CID_A);
+		snprintf(id->container, sizeof(id->container), "%s", CID_A);
 		break;
 	case DOCKER_B:
 		id->uid = 0; /* root inside a container is not the host's root */
 		id->cgroup = (char *)(uintptr_t)"/system.slice/docker-" CID_B ".scope";
-		strcpy(id->container, CID_B);
+		snprintf(id->container, sizeof(id->container), "%s", CID_B);
 		break;
 	case KUBE:
 		id->uid = id->gid = 65532;
 		id->cgroup = (char *)(uintptr_t)"/kubepods/besteffort/pod" POD_A "/" CID_B;
-		strcpy(id->container, CID_B);
-		strcpy(id->pod, POD_A);
+		snprintf(id->container, sizeof(id->container), "%s", CID_B);
+		snprintf(id->pod, sizeof(id->pod), "%s", POD_A);
 		break;
 	case UNESTABLISHED:
 		/* creds known, but cgroup/container could not be pinned to the process */
@@ -305,8 +306,8 @@ static void make_who(enum who w, struct identity *id)
 		id->established = false;
 		id->host = true;
 		id->cgroup = (char *)(uintptr_t)"/system.slice/docker-" CID_A ".scope";
-		strcpy(id->container, CID_A);
-		strcpy(id->pod, POD_A);
+		snprintf(id->container, sizeof(id->container), "%s", CID_A);
+		snprintf(id->pod, sizeof(id->pod), "%s", POD_A);
 		break;
 	case NOBODY:
 		memset(id, 0, sizeof(*id)); /* nothing known at all */
@@ -463,9 +464,9 @@ static void test_variables_are_literal(void **state)
 	(void)state;
 	assert_int_equal(policy_parse(text, strlen(text), NULL, &p, err, sizeof(err)), 0);
 	make_who(DOCKER_A, &id);
-	strcpy(id.container, "*"); /* not something peer.c produces; must not widen */
+	snprintf(id.container, sizeof(id.container), "%s", "*"); /* not something peer.c produces; must not widen */
 	assert_false(policy_eval(p, &id, PERM_READ, "containers/x/y", 14, &line));
-	strcpy(id.container, "a/b");
+	snprintf(id.container, sizeof(id.container), "%s", "a/b");
 	assert_false(policy_eval(p, &id, PERM_READ, "containers/a/b/y", 16, &line));
 	policy_free(p);
 }
@@ -508,17 +509,22 @@ static char tmpdir[64];
 static int make_tmpdir(void **state)
 {
 	(void)state;
-	strcpy(tmpdir, "/tmp/test_policy.XXXXXX");
+	snprintf(tmpdir, sizeof(tmpdir), "%s", "/tmp/test_policy.XXXXXX");
 	return mkdtemp(tmpdir) != NULL ? 0 : -1;
+}
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	return remove(path);
 }
 
 static int remove_tmpdir(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return nftw(tmpdir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static void write_file(const char *path, const char *text, mode_t mode)
