@@ -36,6 +36,7 @@
 
 #define CHAIN_LEN 32
 #define RECORD_MAX 4096                      /* a record, newline included */
+#define PEND_MAX (64 * RECORD_MAX)           /* records queued for one write(2) */
 #define TAIL_READ (2 * RECORD_MAX + 16)      /* a torn tail plus the last record */
 #define KDF_CONTEXT "sdauditk"
 #define KDF_SUB_CHAIN 2
@@ -104,6 +105,21 @@ struct audit {
 	uint64_t refused;
 	bool torn_pending;  /* a failed write left bytes behind on fd ... */
 	off_t good_size;    /* ... to be cut back to this size */
+
+	/*
+	 * Records sealed by audit_queue but not yet written: audit_flush writes
+	 * them with one write(2).  seq, chain and epoch_count already count
+	 * them; if that write fails they go back to what they were before.
+	 */
+	char *pend;
+	size_t pend_len;
+	uint64_t drops; /* times queued records were forgotten */
+	struct {
+		uint64_t seq, last_epoch;
+		uint8_t chain[CHAIN_LEN];
+		unsigned epoch_count;
+		bool last_was_stop;
+	} before_pend;
 
 	char buf[RECORD_MAX];
 };
@@ -649,17 +665,12 @@ fail:
  * sealed with the current key, and the key ratchets once it is written.
  * Nothing changes in memory unless the write succeeded.
  */
-static int write_record(struct audit *a, const struct rec *r, bool opens_epoch)
+/* The whole record, chain included, in a->buf; 0 or -errno. */
+static int seal_record(struct audit *a, const struct rec *r, uint64_t epoch,
+		       uint8_t chain[CHAIN_LEN], size_t *out_len)
 {
-	uint64_t epoch = opens_epoch ? a->epoch + 1 : a->epoch;
-	uint8_t chain[CHAIN_LEN];
 	size_t len = build_body(a, r, a->seq + 1, epoch);
-	int rc;
 
-	if (a->fd < 0) {
-		set_degraded(a, EBADF, "no open file");
-		return -EBADF;
-	}
 	if (len == 0)
 		return -E2BIG;
 	if (chain_mac(a->k, a->chain, a->buf, len, chain) != 0)
@@ -669,8 +680,50 @@ static int write_record(struct audit *a, const struct rec *r, bool opens_epoch)
 	hex_encode(chain, CHAIN_LEN, a->buf + len);
 	len += 2 * CHAIN_LEN;
 	memcpy(a->buf + len, "\"}\n", 3);
-	len += 3;
-	rc = write_all(a, a->buf, len);
+	*out_len = len + 3;
+	return 0;
+}
+
+/* Write the queued records; on failure forget them (the log degrades). */
+static int flush_pending(struct audit *a)
+{
+	int rc;
+
+	if (a->pend_len == 0)
+		return 0;
+	rc = a->fd >= 0 ? write_all(a, a->pend, a->pend_len) : -EBADF;
+	if (rc == -EBADF)
+		set_degraded(a, EBADF, "no open file");
+	if (rc != 0) {
+		a->drops++;
+		a->seq = a->before_pend.seq;
+		a->last_epoch = a->before_pend.last_epoch;
+		memcpy(a->chain, a->before_pend.chain, CHAIN_LEN);
+		a->epoch_count = a->before_pend.epoch_count;
+		a->last_was_stop = a->before_pend.last_was_stop;
+	}
+	a->pend_len = 0;
+	return rc;
+}
+
+static int write_record(struct audit *a, const struct rec *r, bool opens_epoch)
+{
+	uint64_t epoch = opens_epoch ? a->epoch + 1 : a->epoch;
+	uint8_t chain[CHAIN_LEN];
+	size_t len;
+	int rc;
+
+	/* Queued records come first: they are earlier in the chain. */
+	rc = flush_pending(a);
+	if (rc != 0)
+		return rc;
+	if (a->fd < 0) {
+		set_degraded(a, EBADF, "no open file");
+		return -EBADF;
+	}
+	rc = seal_record(a, r, epoch, chain, &len);
+	if (rc == 0)
+		rc = write_all(a, a->buf, len);
 	if (rc != 0)
 		return rc;
 	a->seq++;
@@ -1044,6 +1097,7 @@ static void audit_free(struct audit *a)
 	if (a->retired_fd >= 0)
 		close(a->retired_fd);
 	keys_free(a->k);
+	free(a->pend);
 	free(a->path);
 	free(a);
 }
@@ -1067,7 +1121,8 @@ int audit_open(const char *path, const uint8_t master[32],
 		return -EINVAL;
 	}
 	a = calloc(1, sizeof(*a));
-	if (a == NULL || (a->path = strdup(path)) == NULL || (a->k = keys_new(master)) == NULL) {
+	if (a == NULL || (a->path = strdup(path)) == NULL || (a->k = keys_new(master)) == NULL ||
+	    (a->pend = malloc(PEND_MAX)) == NULL) {
 		snprintf(err, errlen, "audit log %s: out of memory", path);
 		rc = -ENOMEM;
 		goto out;
@@ -1113,9 +1168,87 @@ out:
 
 /* ---- appending -------------------------------------------------------------- */
 
+static struct rec event_rec(const struct audit_event *ev)
+{
+	const struct identity *who = ev->who;
+	struct rec r = {
+		.op = ev->op, .name = ev->name, .name_len = ev->name_len,
+		.version = ev->version, .decision = ev->decision, .rule = ev->rule,
+		.uid = who->uid, .gid = who->gid, .pid = who->pid,
+		.cgroup = who->cgroup, .cgroup_len = who->cgroup != NULL ? strlen(who->cgroup) : 0,
+		.container = who->container, .pod = who->pod,
+		.error = ev->error, .count = ev->count,
+		.degraded_us = -1, .refused = -1, .torn_bytes = -1,
+	};
+	return r;
+}
+
+int audit_queue(struct audit *a, const struct audit_event *ev)
+{
+	uint8_t chain[CHAIN_LEN];
+	struct rec r;
+	size_t len;
+	int rc;
+
+	if (a == NULL || ev == NULL || ev->op == NULL || ev->decision == NULL || ev->who == NULL)
+		return -EINVAL;
+	if (!a->healthy) {
+		a->refused++;
+		return -EIO;
+	}
+	/* A ratchet wipes the key that sealed the queued records: write them first. */
+	if (a->epoch_count >= a->opt.epoch_records) {
+		rc = write_epoch_record(a);
+		if (rc != 0)
+			goto out;
+	}
+	r = event_rec(ev);
+	rc = seal_record(a, &r, a->epoch, chain, &len);
+	if (rc != 0)
+		return rc;
+	/* Writing the queue leaves a->buf, and the chain it was sealed on, alone. */
+	if (a->pend_len + len > PEND_MAX) {
+		rc = flush_pending(a);
+		if (rc != 0)
+			goto out;
+	}
+	if (a->pend_len == 0) {
+		a->before_pend.seq = a->seq;
+		a->before_pend.last_epoch = a->last_epoch;
+		memcpy(a->before_pend.chain, a->chain, CHAIN_LEN);
+		a->before_pend.epoch_count = a->epoch_count;
+		a->before_pend.last_was_stop = a->last_was_stop;
+	}
+	memcpy(a->pend + a->pend_len, a->buf, len);
+	a->pend_len += len;
+	a->seq++;
+	a->last_epoch = a->epoch;
+	memcpy(a->chain, chain, CHAIN_LEN);
+	a->last_was_stop = false;
+	a->epoch_count++;
+out:
+	if (rc != 0 && !a->healthy)
+		a->refused++;
+	return rc;
+}
+
+int audit_flush(struct audit *a)
+{
+	return a == NULL ? -EINVAL : flush_pending(a);
+}
+
+bool audit_pending(const struct audit *a)
+{
+	return a != NULL && a->pend_len > 0;
+}
+
+uint64_t audit_drops(const struct audit *a)
+{
+	return a->drops;
+}
+
 int audit_append(struct audit *a, const struct audit_event *ev)
 {
-	const struct identity *who;
 	struct rec r;
 	int rc;
 
@@ -1130,16 +1263,7 @@ int audit_append(struct audit *a, const struct audit_event *ev)
 		if (rc != 0)
 			goto out;
 	}
-	who = ev->who;
-	r = (struct rec){
-		.op = ev->op, .name = ev->name, .name_len = ev->name_len,
-		.version = ev->version, .decision = ev->decision, .rule = ev->rule,
-		.uid = who->uid, .gid = who->gid, .pid = who->pid,
-		.cgroup = who->cgroup, .cgroup_len = who->cgroup != NULL ? strlen(who->cgroup) : 0,
-		.container = who->container, .pod = who->pod,
-		.error = ev->error, .count = ev->count,
-		.degraded_us = -1, .refused = -1, .torn_bytes = -1,
-	};
+	r = event_rec(ev);
 	rc = write_record(a, &r, false);
 out:
 	if (rc != 0 && !a->healthy)
@@ -1212,6 +1336,7 @@ int audit_reopen(struct audit *a)
 
 	if (a == NULL)
 		return -EINVAL;
+	(void)flush_pending(a);
 	/*
 	 * SIGHUP also means "reload the policy": when the file at the path is
 	 * still the one we write, there is nothing to reopen (and after --user
@@ -1242,6 +1367,7 @@ uint64_t audit_sync_begin(struct audit *a, uint8_t *checkpoint, size_t *len)
 {
 	if (len != NULL)
 		*len = 0;
+	(void)flush_pending(a); /* on failure: degraded, and nothing more to cover */
 	if (checkpoint != NULL && len != NULL && a->seq > 0 &&
 	    ckpt_seal(a->k, a->seq, a->last_epoch, a->chain, checkpoint) == 0)
 		*len = CKPT_LEN;
@@ -1300,6 +1426,7 @@ int audit_tick(struct audit *a)
 
 	if (a == NULL)
 		return -EINVAL;
+	(void)flush_pending(a);
 	if (!a->healthy)
 		return 0; /* audit_recover's business */
 	if (file_moved(a, &removed)) {
@@ -1335,6 +1462,7 @@ int audit_close(struct audit *a)
 
 	if (a == NULL)
 		return 0;
+	rc = flush_pending(a);
 	if (!a->last_was_stop)
 		rc = audit_stop(a);
 	if (a->fd >= 0) {

@@ -60,6 +60,20 @@ int audit_open(const char *path, const uint8_t master[32],
  */
 int audit_append(struct audit *a, const struct audit_event *ev);
 
+/*
+ * The same record, sealed now (seq and chain advance) but written by the
+ * next audit_flush, so that the records of one turn of the event loop cost
+ * one write(2).  An answer may be sent only after audit_flush returned 0;
+ * if it fails, every queued record is forgotten (seq and chain go back) and
+ * the log is degraded.  Anything else that writes flushes the queue first.
+ */
+int audit_queue(struct audit *a, const struct audit_event *ev);
+int audit_flush(struct audit *a);
+bool audit_pending(const struct audit *a);
+/* How often queued records were forgotten: a record queued before the
+ * count changed may be lost, even if a later flush succeeded. */
+uint64_t audit_drops(const struct audit *a);
+
 /* False while degraded: no secret may be released or changed. */
 bool audit_healthy(const struct audit *a);
 const char *audit_problem(const struct audit *a);

@@ -66,7 +66,8 @@ struct pending {
 	struct vault_secret *secret; /* GET: the value, wiped when sent */
 	struct wire_str *items;      /* LIST, WHOAMI */
 	char *item_text;             /* the bytes items point into */
-	uint64_t seq;                /* audit record to be durable first; 0 none */
+	uint64_t seq;                /* its audit record (written, then durable, first); 0 none */
+	uint64_t drops;              /* audit_drops() when that record was queued */
 	bool withhold_on_failure;    /* releases or changes a secret */
 };
 
@@ -75,6 +76,7 @@ struct conn {
 	struct server *srv;
 	struct conn *prev, *next;  /* all connections */
 	struct conn *wait_next;    /* waiting for an audit sync */
+	struct conn *flush_next;   /* waiting for its record's write(2) */
 	struct identity id;
 	struct limits_slot *slot;
 	uint8_t *in;               /* sodium_malloc: frames may carry values */
@@ -91,7 +93,7 @@ struct conn {
 	uint64_t active_ms;        /* last request finished */
 	struct pending pending;
 	struct write_job job;
-	bool reading, busy, dispatching, writing, waiting;
+	bool reading, busy, dispatching, writing, waiting, flushing;
 	bool close_after_reply, closing, closed;
 };
 
@@ -126,6 +128,8 @@ struct server {
 	uint8_t sync_ckpt[AUDIT_CHECKPOINT_MAX];
 	size_t sync_ckpt_len;
 	struct conn *waiters;
+	struct conn *flushq, **flushq_tail; /* answers whose records are queued */
+	uv_check_t check;                   /* writes them after each turn of the loop */
 	struct buffers *buffers;
 	uv_pipe_t reject; /* accepts a connection there is no memory for */
 	bool reject_busy;
@@ -141,6 +145,7 @@ static void writer_kick(struct server *s);
 static void sync_kick(struct server *s);
 static void maybe_finish_shutdown(struct server *s);
 static void on_flush(uv_timer_t *t);
+static void unlink_flushing(struct conn *c);
 
 /* ---- small helpers -------------------------------------------------- */
 
@@ -286,10 +291,13 @@ static void pending_error(struct conn *c, uint8_t status, const char *fmt, ...)
 static void pending_error(struct conn *c, uint8_t status, const char *fmt, ...)
 {
 	struct pending *p = &c->pending;
+	uint64_t seq = p->seq, drops = p->drops; /* the record stays the answer's */
 	va_list ap;
 	int n;
 
 	pending_clear(p);
+	p->seq = seq;
+	p->drops = drops;
 	va_start(ap, fmt);
 	n = vsnprintf(p->message, sizeof(p->message), fmt, ap);
 	va_end(ap);
@@ -396,6 +404,13 @@ static void send_pending(struct conn *c)
  * The answer is decided and its audit record written: send it now, or, with
  * audit-sync = always, once the record is on disk.
  */
+static void finish_written(struct conn *c);
+
+/*
+ * The answer is decided and its audit record queued: it goes out once the
+ * record is written (after this turn of the loop, see on_check) and, with
+ * audit-sync = always, on disk.
+ */
 static void finish(struct conn *c)
 {
 	struct server *s = c->srv;
@@ -405,6 +420,20 @@ static void finish(struct conn *c)
 		request_done(c);
 		return;
 	}
+	if (c->pending.seq != 0 && audit_pending(s->audit)) {
+		c->flushing = true;
+		c->flush_next = NULL;
+		*s->flushq_tail = c;
+		s->flushq_tail = &c->flush_next;
+		return;
+	}
+	finish_written(c);
+}
+
+static void finish_written(struct conn *c)
+{
+	struct server *s = c->srv;
+
 	if (c->pending.seq != 0 && s->cfg->audit_sync_always &&
 	    audit_synced_seq(s->audit) < c->pending.seq) {
 		c->waiting = true;
@@ -429,8 +458,11 @@ struct event {
 	long long count;
 };
 
-/* Append a record about this connection; durable with the next batch. */
-static int audit_append_event(struct conn *c, const struct event *e)
+/*
+ * A record about this connection, durable with the next batch: queued (for
+ * answers, written by on_check before they go out) or written at once.
+ */
+static int audit_append_event(struct conn *c, const struct event *e, bool queue)
 {
 	struct server *s = c->srv;
 	const char *op = e->op != NULL ? e->op : wire_type_name(c->req_type);
@@ -445,7 +477,7 @@ static int audit_append_event(struct conn *c, const struct event *e)
 		.error = e->error,
 		.count = e->count,
 	};
-	int rc = audit_append(s->audit, &ev);
+	int rc = queue ? audit_queue(s->audit, &ev) : audit_append(s->audit, &ev);
 
 	note_audit_state(s);
 	if (rc == 0 && !s->cfg->audit_sync_always && !s->flush_armed) {
@@ -466,11 +498,10 @@ static bool audit_request(struct conn *c, const struct event *e)
 	/* Refusals are counted by the log; ping and whoami are not refused. */
 	if (!op_needs_audit(c->req_type) && !audit_healthy(s->audit))
 		return false;
-	if (audit_append_event(c, e) != 0)
+	if (audit_append_event(c, e, true) != 0)
 		return false;
 	c->pending.seq = audit_last_seq(s->audit);
-	if (s->cfg->audit_sync_always)
-		sync_kick(s);
+	c->pending.drops = audit_drops(s->audit);
 	return true;
 }
 
@@ -480,15 +511,15 @@ static void answer_error(struct conn *c, const struct event *e, uint8_t status,
 {
 	bool logged = audit_request(c, e);
 
-	uint64_t seq = logged ? c->pending.seq : 0;
-
-	if (!logged && op_needs_audit(c->req_type)) {
-		status = WIRE_UNAVAILABLE;
-		message = "audit log cannot be written";
+	if (!logged) {
+		c->pending.seq = 0;
+		if (op_needs_audit(c->req_type)) {
+			status = WIRE_UNAVAILABLE;
+			message = "audit log cannot be written";
+		}
 	}
+	/* The record stays with the answer: errors and denials wait for it too. */
 	pending_error(c, status, "%s", message);
-	/* audit-sync = always holds errors and denials for their fsync too. */
-	c->pending.seq = seq;
 	finish(c);
 }
 
@@ -924,7 +955,7 @@ static void flush_refusals(struct conn *c)
 		return;
 	e.count = c->refused;
 	c->refused = 0;
-	if (audit_append_event(c, &e) != 0)
+	if (audit_append_event(c, &e, false) != 0)
 		log_warn("recording %lld rate-limited requests failed", e.count);
 }
 
@@ -1209,6 +1240,8 @@ static void conn_close(struct conn *c)
 	flush_refusals(c);
 	if (c->waiting)
 		unlink_waiter(c);
+	if (c->flushing)
+		unlink_flushing(c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -1482,6 +1515,62 @@ static void on_flush(uv_timer_t *t)
 	sync_kick(s);
 }
 
+/*
+ * After each turn of the loop: the records of every answer decided in it
+ * go to the log in one write(2), and only then do the answers go out.  An
+ * answer whose record may have been lost is withheld (6), as when the log
+ * cannot be written at all.
+ */
+static void on_check(uv_check_t *h)
+{
+	struct server *s = h->data;
+
+	/* Answers sent here may let their connections decide the next ones. */
+	while (s->flushq != NULL) {
+		struct conn *c = s->flushq;
+		uint64_t drops;
+
+		s->flushq = NULL;
+		s->flushq_tail = &s->flushq;
+		(void)audit_flush(s->audit);
+		note_audit_state(s);
+		drops = audit_drops(s->audit);
+		if (s->cfg->audit_sync_always)
+			sync_kick(s);
+		while (c != NULL) {
+			struct conn *next = c->flush_next;
+
+			c->flushing = false;
+			c->flush_next = NULL;
+			if (c->pending.drops != drops) {
+				c->pending.seq = 0;
+				if (op_needs_audit(c->req_type))
+					pending_error(c, WIRE_UNAVAILABLE,
+						      "audit log cannot be written");
+			}
+			finish_written(c);
+			c = next;
+		}
+	}
+}
+
+static void unlink_flushing(struct conn *c)
+{
+	struct server *s = c->srv;
+	struct conn **pp;
+
+	for (pp = &s->flushq; *pp != NULL; pp = &(*pp)->flush_next) {
+		if (*pp == c) {
+			*pp = c->flush_next;
+			break;
+		}
+	}
+	s->flushq_tail = &s->flushq;
+	while (*s->flushq_tail != NULL)
+		s->flushq_tail = &(*s->flushq_tail)->flush_next;
+	c->flushing = false;
+}
+
 /* ---- timers and signals ----------------------------------------------------- */
 
 static void sweep_connections(struct server *s)
@@ -1569,6 +1658,7 @@ static void maybe_finish_shutdown(struct server *s)
 		return;
 	uv_close((uv_handle_t *)&s->tick, NULL);
 	uv_close((uv_handle_t *)&s->flush, NULL);
+	uv_close((uv_handle_t *)&s->check, NULL);
 	uv_close((uv_handle_t *)&s->sig_hup, NULL);
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
 	uv_close((uv_handle_t *)&s->sig_int, NULL);
@@ -1591,6 +1681,11 @@ static int start_handles(struct server *s, int listen_fd)
 		return rc;
 	s->tick.data = s->flush.data = s;
 	if ((rc = uv_timer_start(&s->tick, on_tick, TICK_MS, TICK_MS)) != 0)
+		return rc;
+	if ((rc = uv_check_init(&s->loop, &s->check)) != 0)
+		return rc;
+	s->check.data = s;
+	if ((rc = uv_check_start(&s->check, on_check)) != 0)
 		return rc;
 	if ((rc = uv_signal_init(&s->loop, &s->sig_hup)) != 0 ||
 	    (rc = uv_signal_init(&s->loop, &s->sig_term)) != 0 ||
@@ -1653,6 +1748,7 @@ int server_run(struct server_parts *parts)
 	s->audit = parts->audit;
 	s->policy = parts->policy;
 	s->queue_tail = &s->queue;
+	s->flushq_tail = &s->flushq;
 	s->audit_was_healthy = true;
 	snprintf(s->banner, sizeof(s->banner), "secretd %s protocol %d", SECRETD_VERSION,
 		 WIRE_VERSION);

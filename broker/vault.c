@@ -51,7 +51,7 @@
  * slots that are wiped on return.  Larger values get their own allocation.
  */
 #define POOL_SLOT 4000
-#define POOL_MAX 16
+#define POOL_MAX 1024 /* spare slots kept: answers in flight at once */
 
 #define DATAKEY_AD_TAG "secretd-datakey"
 #define SECRET_AD_TAG "secretd-secret"

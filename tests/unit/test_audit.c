@@ -1090,6 +1090,75 @@ static void test_full_disk(void **state)
 	assert_int_equal(umount(mnt), 0);
 }
 
+
+static int queue_ev(struct audit *a, const char *name)
+{
+	struct audit_event ev = {
+		.op = "get", .name = name, .name_len = strlen(name), .version = 1,
+		.decision = "allow", .rule = 1, .who = &who, .count = -1,
+	};
+	return audit_queue(a, &ev);
+}
+
+/* Queued records are sealed at once, written together, in chain order. */
+static void test_queue_then_flush(void **state)
+{
+	struct audit_options opt = { AUDIT_SYNC_BATCH, 7, 60 };
+	struct audit *a = open_log(&opt, NULL, 0);
+	struct lines ls;
+	char name[16];
+
+	(void)state;
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "q%d", i);
+		assert_int_equal(queue_ev(a, name), 0);
+		if (i % 6 == 5)
+			assert_int_equal(audit_flush(a), 0);
+	}
+	assert_true(audit_pending(a));
+	/* a direct record after queued ones keeps the order */
+	append_get(a, "direct");
+	assert_false(audit_pending(a));
+	assert_int_equal(audit_flush(a), 0);
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	for (size_t i = 0; i < ls.n; i++)
+		assert_int_equal(num_field(ls.l[i], "seq"), (long long)i + 1);
+	assert_non_null(strstr(ls.l[ls.n - 2], "\"name\":\"direct\""));
+	lines_free(&ls);
+	assert_verifies((const char *const[]){ logpath }, 1);
+}
+
+/* A failed flush forgets the queued records: seq and chain go back. */
+static void test_queue_lost_on_failure(void **state)
+{
+	struct audit *a = open_log(NULL, NULL, 0);
+	uint64_t seq, drops;
+	struct lines ls;
+
+	(void)state;
+	append_get(a, "kept");
+	seq = audit_last_seq(a);
+	drops = audit_drops(a);
+	assert_int_equal(queue_ev(a, "lost1"), 0);
+	assert_int_equal(queue_ev(a, "lost2"), 0);
+	assert_int_equal(audit_last_seq(a), seq + 2);
+	assert_int_equal(unlink(logpath), 0);
+	assert_int_not_equal(audit_flush(a), 0);
+	assert_false(audit_healthy(a));
+	assert_int_equal(audit_last_seq(a), seq);
+	assert_int_equal(audit_drops(a), drops + 1);
+	assert_int_equal(audit_recover(a), 0);
+	append_get(a, "after");
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	for (size_t i = 0; i < ls.n; i++)
+		assert_null(strstr(ls.l[i], "lost"));
+	assert_int_equal(num_field(ls.l[0], "seq"), (long long)seq + 1);
+	lines_free(&ls);
+	assert_verifies((const char *const[]){ logpath }, 1);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1118,6 +1187,8 @@ int main(void)
 		T(test_tamper_wrong_key),
 		T(test_torn_last_line),
 		T(test_full_disk),
+		T(test_queue_then_flush),
+		T(test_queue_lost_on_failure),
 	};
 
 	if (sodium_init() < 0)
