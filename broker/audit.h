@@ -2,7 +2,7 @@
  * The audit log: one JSON line per request, appended (write(2) completed)
  * before the answer is sent, chained with a keyed BLAKE2b MAC whose key
  * ratchets forward.  Nothing here knows about the event loop: server.c
- * calls audit_sync() from a worker thread and feeds checkpoints to the vault.
+ * calls audit_sync_run() from a worker thread and feeds checkpoints to the vault.
  *
  * Functions return 0 or -errno and never print; audit_problem() says what is
  * wrong while degraded.
