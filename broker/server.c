@@ -43,6 +43,12 @@
  */
 #define BIG_BUDGET (32u * 1024 * 1024)
 #define BIG_SHARE (BIG_BUDGET / 8)
+/*
+ * Refusals (over a limit) are recorded at most this many a second in all;
+ * the rest are counted and reported in one record a second, so that no
+ * flood of refused requests or connections can fill the log's disk.
+ */
+#define REFUSAL_RECORDS_PER_S 20
 #define TICK_MS 1000
 #define BATCH_SYNC_MS 5
 #define MESSAGE_MAX 256
@@ -134,6 +140,10 @@ struct server {
 	uv_pipe_t reject; /* accepts a connection there is no memory for */
 	bool reject_busy;
 	bool audit_was_healthy;
+	uint64_t refusal_window_ms;
+	unsigned refusal_records;            /* in the current second */
+	unsigned long long refusals_unrecorded;
+	struct identity self;                /* the broker, for its own records */
 	bool stopping;
 	char banner[64];
 };
@@ -194,6 +204,39 @@ static void note_audit_state(struct server *s)
 	else
 		log_err("audit log cannot be written (%s): releasing no secret until it can",
 			audit_problem(s->audit));
+}
+
+static bool refusal_may_record(struct server *s, unsigned count)
+{
+	uint64_t now = now_ms(s);
+
+	if (now - s->refusal_window_ms >= 1000) {
+		s->refusal_window_ms = now;
+		s->refusal_records = 0;
+	}
+	if (s->refusal_records < REFUSAL_RECORDS_PER_S) {
+		s->refusal_records++;
+		return true;
+	}
+	s->refusals_unrecorded += count;
+	return false;
+}
+
+/* The refusals not recorded one by one, in one record of the broker's. */
+static void record_unrecorded_refusals(struct server *s)
+{
+	struct audit_event ev = {
+		.op = "refusals", .version = -1, .decision = "deny",
+		.error = "refused requests and connections beyond the records a second",
+		.who = &s->self,
+	};
+
+	if (s->refusals_unrecorded == 0 || !audit_healthy(s->audit))
+		return;
+	ev.count = (long long)s->refusals_unrecorded;
+	if (audit_append(s->audit, &ev) == 0)
+		s->refusals_unrecorded = 0;
+	note_audit_state(s);
 }
 
 /* ---- listening socket ---------------------------------------------- */
@@ -934,13 +977,19 @@ static void answer_rate_limited(struct conn *c, const struct wire_request *req)
 		finish(c);
 		return;
 	}
+	c->refused_logged_ms = now;
+	if (!refusal_may_record(c->srv, c->refused)) {
+		c->refused = 0;
+		pending_error(c, WIRE_RATE_LIMITED, "rate limited: too many requests");
+		finish(c);
+		return;
+	}
 	if (req != NULL)
 		e = event_for(req);
 	e.decision = "deny";
 	e.error = "rate limited";
 	e.count = c->refused;
 	c->refused = 0;
-	c->refused_logged_ms = now;
 	answer_error(c, &e, WIRE_RATE_LIMITED, "rate limited: too many requests");
 }
 
@@ -955,6 +1004,8 @@ static void flush_refusals(struct conn *c)
 		return;
 	e.count = c->refused;
 	c->refused = 0;
+	if (!refusal_may_record(c->srv, (unsigned)e.count))
+		return;
 	if (audit_append_event(c, &e, false) != 0)
 		log_warn("recording %lld rate-limited requests failed", e.count);
 }
@@ -1255,14 +1306,19 @@ static void conn_close(struct conn *c)
 /* Refuse a connection over a limit with one answer, then close it. */
 static void refuse_conn(struct conn *c, const char *why)
 {
-	struct event e = { .op = "connect", .version = -1, .decision = "deny", .count = -1,
+	struct event e = { .op = "connect", .version = -1, .decision = "deny", .count = 1,
 			   .error = why };
 
-	log_warn("refusing a connection from uid %u pid %d: %s", (unsigned)c->id.uid,
-		 (int)c->id.pid, why);
 	c->busy = true;
 	c->req_type = WIRE_PING;
 	c->close_after_reply = true;
+	if (!refusal_may_record(c->srv, 1)) {
+		pending_error(c, WIRE_RATE_LIMITED, "%s", why);
+		finish(c);
+		return;
+	}
+	log_warn("refusing a connection from uid %u pid %d: %s", (unsigned)c->id.uid,
+		 (int)c->id.pid, why);
 	answer_error(c, &e, WIRE_RATE_LIMITED, why);
 }
 
@@ -1611,6 +1667,7 @@ static void on_tick(uv_timer_t *t)
 		sync_kick(s);
 	limits_sweep(s->limits, now_ms(s));
 	sweep_connections(s);
+	record_unrecorded_refusals(s);
 }
 
 static void reload(struct server *s)
@@ -1710,6 +1767,7 @@ static void final_sync(struct server *s)
 	uint64_t covers;
 	int rc;
 
+	record_unrecorded_refusals(s);
 	if (audit_stop(s->audit) != 0)
 		log_err("writing the audit log's shutdown record failed: %s",
 			audit_problem(s->audit));
@@ -1750,6 +1808,10 @@ int server_run(struct server_parts *parts)
 	s->queue_tail = &s->queue;
 	s->flushq_tail = &s->flushq;
 	s->audit_was_healthy = true;
+	s->self.uid = getuid();
+	s->self.gid = getgid();
+	s->self.pid = getpid();
+	s->self.creds = true;
 	snprintf(s->banner, sizeof(s->banner), "secretd %s protocol %d", SECRETD_VERSION,
 		 WIRE_VERSION);
 	lc = (struct limits_config){ s->cfg->max_connections, s->cfg->max_connections_per_peer,

@@ -171,4 +171,45 @@ assert len(total) >= 6 and all(r["decision"] == "deny" for r in total), total[:2
 print("# audit: %d rate-limited (in %d records), %d per-identity and %d global refusals" % (refused, len(rate), len(peer), len(total)))
 PY
 expect_status 0 "$SECRETD" audit-verify --key-file "$T/master.key" --vault "$T/vault.db" "$T/audit.log"
+
+note "a flood of refused connections costs the log at most 20 records a second, and every refusal is counted"
+start_broker --max-connections-per-peer 2
+before=$(wc -l <"$T/audit.log")
+setpriv --reuid 1000 --regid 1000 --clear-groups -- "$PY" - "$SECRETD_SOCKET" >"$T/flood.out" <<'FLOOD'
+import socket, sys
+held = []
+for _ in range(2):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    held.append(s)
+refused = 0
+for _ in range(400):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(sys.argv[1])
+    data = b""
+    while len(data) < 7:
+        c = s.recv(64)
+        if not c:
+            break
+        data += c
+    if len(data) >= 7 and data[6] == 7:
+        refused += 1
+    s.close()
+print(refused)
+FLOOD
+flooded=$(cat "$T/flood.out")
+[ "$flooded" -eq 400 ] || fail "expected 400 refused connections, saw $flooded"
+stop_broker
+"$PY" - "$T/audit.log" "$before" "$flooded" <<'COUNT' || fail "refusals were not all counted, or cost too many records"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]).readlines()[int(sys.argv[2]):]]
+one = [r for r in recs if r.get("error") == "too many connections from this identity"]
+summary = [r for r in recs if r["op"] == "refusals"]
+total = sum(r["count"] for r in one) + sum(r["count"] for r in summary)
+assert total == int(sys.argv[3]), "refusals counted: %d of %s" % (total, sys.argv[3])
+assert len(one) + len(summary) <= 60, "%d records for a flood" % (len(one) + len(summary))
+print("# %d refusals in %d records" % (total, len(one) + len(summary)))
+COUNT
+expect_status 0 "$SECRETD" audit-verify --key-file "$T/master.key" --vault "$T/vault.db" "$T/audit.log"
 echo "PASS $TEST_NAME"
