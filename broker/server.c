@@ -443,10 +443,6 @@ static void send_pending(struct conn *c)
 	request_done(c);
 }
 
-/*
- * The answer is decided and its audit record written: send it now, or, with
- * audit-sync = always, once the record is on disk.
- */
 static void finish_written(struct conn *c);
 
 /*
@@ -473,6 +469,10 @@ static void finish(struct conn *c)
 	finish_written(c);
 }
 
+/*
+ * The answer is decided and its audit record written: send it now, or, with
+ * audit-sync = always, once the record is on disk.
+ */
 static void finish_written(struct conn *c)
 {
 	struct server *s = c->srv;
