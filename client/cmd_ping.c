@@ -33,10 +33,7 @@ int cmd_ping(int argc, char **argv)
 	len = c.resp.value.len;
 	if (len > 0 && c.resp.value.ptr[len - 1] == '\n')
 		len--;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = c.resp.value.ptr[i];
-		putchar(ch < 0x20 || ch == 0x7f ? '?' : ch);
-	}
+	ctl_put_text(c.resp.value.ptr, len);
 	putchar('\n');
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		ctl_err("ping: writing to standard output: %s", strerror(errno));

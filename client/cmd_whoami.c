@@ -9,15 +9,6 @@
 #include "conn.h"
 #include "secretctl.h"
 
-/* A value on one line: a newline or control byte in a cgroup path would split it. */
-static void put_field(const struct wire_str *s)
-{
-	for (size_t i = 0; i < s->len; i++) {
-		unsigned char ch = s->ptr[i];
-		putchar(ch < 0x20 || ch == 0x7f ? '?' : ch);
-	}
-}
-
 int cmd_whoami(int argc, char **argv)
 {
 	struct wire_request req = { .type = WIRE_WHOAMI };
@@ -46,9 +37,10 @@ int cmd_whoami(int argc, char **argv)
 			ctl_err("whoami: malformed answer from the broker: a key without a value");
 			goto out;
 		}
-		put_field(&key);
+		/* One line a field: a newline in a cgroup path would split it. */
+		ctl_put_text(key.ptr, key.len);
 		putchar('=');
-		put_field(&value);
+		ctl_put_text(value.ptr, value.len);
 		putchar('\n');
 	}
 	if (fflush(stdout) != 0 || ferror(stdout)) {

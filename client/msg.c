@@ -1,4 +1,4 @@
-/* One-line messages on stderr, and writing whole buffers to descriptors. */
+/* One-line messages on stderr, broker text on stdout, and writing whole buffers to descriptors. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +29,12 @@ static void emit_line(const char *prefix, const char *fmt, va_list ap, const cha
 	/* stderr is unbuffered: one fprintf keeps the line in one write. */
 	fprintf(stderr, "secretctl: %s%s%.*s%s\n", prefix, prefix[0] != '\0' ? ": " : "",
 		(int)len, line, suffix);
+}
+
+void ctl_put_text(const uint8_t *text, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		putchar(text[i] < 0x20 || text[i] == 0x7f ? '?' : text[i]);
 }
 
 void ctl_err(const char *fmt, ...)

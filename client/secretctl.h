@@ -31,6 +31,12 @@ const char *ctl_usage_of(const char *cmd);
  */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Text from the broker (a banner, a whoami field) on stdout, each control
+ * byte shown as '?' so that it stays on its line.  UTF-8 passes through.
+ */
+void ctl_put_text(const uint8_t *text, size_t len);
+
 /* A usage error of CMD: the reason and the subcommand's usage, one line; EXIT_USAGE. */
 int ctl_usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -287,24 +287,25 @@ int wire_frame_length(const uint8_t header[WIRE_HEADER_SIZE], uint32_t max,
  * and those limits are far below SIZE_MAX, so no sum here can wrap.
  */
 
-static int str_body(const struct wire_str *s, size_t max, size_t *size)
+/* Add one length-prefixed part (a 2-byte prefix for str16, 4 for blob32). */
+static int part_body(const struct wire_str *s, size_t max, size_t prefix, size_t *size)
 {
 	if (s->len > max)
 		return WIRE_E_TOOBIG;
 	if (s->len > 0 && s->ptr == NULL)
 		return WIRE_E_TRUNCATED;
-	*size += 2 + s->len;
+	*size += prefix + s->len;
 	return 0;
+}
+
+static int str_body(const struct wire_str *s, size_t max, size_t *size)
+{
+	return part_body(s, max, 2, size);
 }
 
 static int blob_body(const struct wire_str *s, size_t max, size_t *size)
 {
-	if (s->len > max)
-		return WIRE_E_TOOBIG;
-	if (s->len > 0 && s->ptr == NULL)
-		return WIRE_E_TRUNCATED;
-	*size += 4 + s->len;
-	return 0;
+	return part_body(s, max, 4, size);
 }
 
 /* The body size of a request, or a negative wire_err if it cannot be sent. */
