@@ -92,6 +92,14 @@ struct audit {
 	unsigned epoch_count;       /* records in this epoch after its opening one */
 	uint64_t epoch_started_ms;  /* monotonic */
 	bool last_was_stop;
+	/*
+	 * The file at fd holds no record yet: the next record written says
+	 * "file":"new", so that audit_verify can tell a file the broker began
+	 * from one whose first records were cut off.  Every path that switches
+	 * files writes one of the log's own records at once (start, reopen,
+	 * degraded), and request records are refused until it is written.
+	 */
+	bool file_empty;
 
 	/* durability: audit_sync_run may fsync sync_fd on another thread */
 	uint64_t synced_seq;
@@ -145,6 +153,7 @@ struct rec {
 	long long refused;
 	long long torn_bytes;
 	const char *note;
+	bool new_file; /* the first record in its file */
 };
 
 /* What the parser learns from one line. */
@@ -157,6 +166,7 @@ struct rec_view {
 	size_t ts_len;
 	size_t body_len; /* bytes the MAC covers */
 	uint8_t chain[CHAIN_LEN];
+	bool new_file;   /* "file":"new" */
 };
 
 /* ---- time --------------------------------------------------------------- */
@@ -458,6 +468,8 @@ static size_t build_body(struct audit *a, const struct rec *r, uint64_t seq, uin
 		b_num(&b, "torn_bytes", r->torn_bytes);
 	if (r->note != NULL)
 		b_cstr(&b, "note", r->note, TEXT_MAX_OUT);
+	if (r->new_file)
+		b_cstr(&b, "file", "new", 4);
 	b_unum(&b, "epoch", epoch);
 	return b.overflow ? 0 : b.len;
 }
@@ -585,6 +597,7 @@ static int switch_file(struct audit *a)
 	a->dev = st.st_dev;
 	a->ino = st.st_ino;
 	a->torn_pending = false;
+	a->file_empty = st.st_size == 0;
 	return 0;
 }
 
@@ -710,6 +723,7 @@ static int write_record(struct audit *a, const struct rec *r, bool opens_epoch)
 {
 	uint64_t epoch = opens_epoch ? a->epoch + 1 : a->epoch;
 	uint8_t chain[CHAIN_LEN];
+	struct rec marked = *r;
 	size_t len;
 	int rc;
 
@@ -721,11 +735,13 @@ static int write_record(struct audit *a, const struct rec *r, bool opens_epoch)
 		set_degraded(a, EBADF, "no open file");
 		return -EBADF;
 	}
-	rc = seal_record(a, r, epoch, chain, &len);
+	marked.new_file = a->file_empty;
+	rc = seal_record(a, &marked, epoch, chain, &len);
 	if (rc == 0)
 		rc = write_all(a, a->buf, len);
 	if (rc != 0)
 		return rc;
+	a->file_empty = false;
 	a->seq++;
 	a->last_epoch = epoch;
 	memcpy(a->chain, chain, CHAIN_LEN);
@@ -911,6 +927,8 @@ static bool parse_record(const char *line, size_t len, struct rec_view *v)
 				have_op = true;
 				v->op = s;
 				v->op_len = slen;
+			} else if (key_is(k, klen, "file")) {
+				v->new_file = key_is(s, slen, "new");
 			} else if (key_is(k, klen, "seq") || key_is(k, klen, "epoch")) {
 				return false;
 			}
@@ -1141,6 +1159,7 @@ int audit_open(const char *path, const uint8_t master[32],
 	rc = read_tail(a, &t, err, errlen);
 	if (rc != 0)
 		goto out;
+	a->file_empty = !t.have; /* empty, or nothing but a torn line, now cut */
 	choose_start(a, &t, checkpoint, checkpoint_len, &fresh, note, sizeof(note));
 	/* Sealing the start record needs K_epoch of the record before it. */
 	if (ratchet_n(a->k, a->epoch) != 0) {
@@ -1562,7 +1581,15 @@ static int v_record(struct verifier *v, const char *line, size_t len)
 		return v_fail(v, r.seq, "epoch %llu is impossible at this seq",
 			      (unsigned long long)r.epoch);
 	if (!v->have_prev && r.seq != 1) {
-		/* Earlier files not given: this record's chain is the starting point. */
+		/*
+		 * Earlier files not given: this record's chain is the starting
+		 * point, but only where the broker began a file.  Anywhere else
+		 * the records before it were cut off.
+		 */
+		if (!r.new_file)
+			return v_fail(v, r.seq, "the first record given is not the first the broker "
+				      "wrote into its file (records before it removed; give the "
+				      "earlier files too)");
 		v->started_mid = true;
 		if (v_key_to(v, r.epoch) != 0)
 			return v_fail(v, r.seq, "key derivation failed");

@@ -246,6 +246,14 @@ sed "${M}d" "$LOG" >"$T/deleted.log"
 expect_status 1 "$SECRETD" audit-verify --key-file "$T/master.key" "$T/deleted.log"
 assert_contains "$ERR" "$T/deleted.log:$M: seq $((M + 1)):"
 
+note "the first 1 and 2 lines deleted: exit 1, with and without --vault"
+for k in 1 2; do
+  tail -n +$((k + 1)) "$LOG" >"$T/headless.log"
+  expect_status 1 "$SECRETD" audit-verify --key-file "$T/master.key" "$T/headless.log"
+  assert_contains "$ERR" "$T/headless.log:1: seq $((k + 1)): the first record given is not the first"
+  expect_status 1 "$SECRETD" audit-verify --key-file "$T/master.key" --vault "$T/vault.db" "$T/headless.log"
+done
+
 note "lines $M and $((M + 1)) swapped: exit 1 naming line $M"
 awk -v m="$M" 'NR == m { held = $0; next } { print } NR == m + 1 { print held }' "$LOG" >"$T/swapped.log"
 assert_eq "$(wc -l <"$T/swapped.log")" "$N"

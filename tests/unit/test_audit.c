@@ -403,13 +403,14 @@ static void test_record_fields(void **state)
 	}
 
 	key_sig(ls.l[0], sig, sizeof(sig));
+	/* the first record written into a file says so */
 	assert_string_equal(sig, "ts:s seq:n op:s decision:s rule:n uid:n gid:n pid:n cgroup:s "
-			    "container:s pod:s epoch:n chain:s");
+			    "container:s pod:s file:s epoch:n chain:s");
 	mask(ls.l[0], m, sizeof(m));
 	snprintf(expect, sizeof(expect),
 		 "{\"ts\":\"TS\",\"seq\":1,\"op\":\"start\",\"decision\":\"allow\",\"rule\":0,"
 		 "\"uid\":%u,\"gid\":%u,\"pid\":%d,\"cgroup\":\"\",\"container\":\"\",\"pod\":\"\","
-		 "\"epoch\":0,\"chain\":\"CHAIN\"}",
+		 "\"file\":\"new\",\"epoch\":0,\"chain\":\"CHAIN\"}",
 		 (unsigned)getuid(), (unsigned)getgid(), (int)getpid());
 	assert_string_equal(m, expect);
 
@@ -844,6 +845,46 @@ static void test_tamper_delete(void **state)
 	assert_broken("audit.log:4: seq 5: seq 5 follows 3", "removed");
 }
 
+static void drop_first_lines(struct lines *ls, size_t k)
+{
+	for (size_t i = 0; i < k; i++)
+		free(ls->l[i]);
+	memmove(&ls->l[0], &ls->l[k], (ls->n - k) * sizeof(ls->l[0]));
+	ls->n -= k;
+}
+
+/*
+ * A log may be verified from a later file on (older ones rotated away), but
+ * only from a record the broker wrote first into its file: records cut off
+ * the head of a file are found, also when the cut lands on a restart.
+ */
+static void test_tamper_delete_first(void **state)
+{
+	struct audit *a;
+	struct lines ls;
+
+	(void)state;
+	a = open_log(NULL, NULL, 0);
+	append_get(a, "a");
+	assert_int_equal(audit_close(a), 0); /* start, get, stop: seq 1..3 */
+	a = open_log(NULL, NULL, 0);         /* start at seq 4, mid-file */
+	append_get(a, "b");
+	assert_int_equal(audit_close(a), 0);
+
+	read_lines(logpath, &ls);
+	assert_non_null(strstr(ls.l[0], "\"file\":\"new\""));
+	assert_non_null(strstr(ls.l[3], "\"op\":\"start\""));
+	assert_null(strstr(ls.l[3], "\"file\""));
+	drop_first_lines(&ls, 1);
+	write_lines(logpath, &ls);
+	assert_broken("audit.log:1: seq 2: the first record given is not the first",
+		      "records before it removed");
+	drop_first_lines(&ls, 2); /* now it begins at the restart's start record */
+	write_lines(logpath, &ls);
+	lines_free(&ls);
+	assert_broken("audit.log:1: seq 4: the first record given is not the first", NULL);
+}
+
 static void test_tamper_delete_last(void **state)
 {
 	struct lines ls;
@@ -1179,6 +1220,7 @@ int main(void)
 		T(test_open_after_cut_keeps_gap_visible),
 		T(test_tamper_edit),
 		T(test_tamper_delete),
+		T(test_tamper_delete_first),
 		T(test_tamper_delete_last),
 		T(test_tamper_insert_copy),
 		T(test_tamper_swap),
