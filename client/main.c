@@ -63,13 +63,13 @@ static void show_usage(FILE *f)
 }
 
 /* A usage error before any subcommand: the reason, then the usage, on stderr. */
+/* One line, like every message (the contract); the full text is --help's. */
 static int usage_error(const char *what, const char *arg)
 {
 	if (arg != NULL)
-		ctl_err("%s: %s", what, arg);
+		ctl_err("%s: %s (secretctl --help lists the commands)", what, arg);
 	else
-		ctl_err("%s", what);
-	show_usage(stderr);
+		ctl_err("%s (secretctl --help lists the commands)", what);
 	return EXIT_USAGE;
 }
 

@@ -58,6 +58,15 @@ expect_status 2 "$CTL" get 'app/../etc'
 expect_status 2 "$CTL" get 'app//x'
 expect_status 2 "$CTL" put 'sp ace' </dev/null
 
+note "usage errors are one line on stderr, prefixed secretctl:"
+for args in "frob" "" "-x get app/a" "get app/a -x" "get"; do
+  # shellcheck disable=SC2086 # the words are the arguments
+  expect_status 2 "$CTL" $args
+  assert_eq "$(wc -l <"$T/err")" "1" "lines on stderr for [secretctl $args]"
+  assert_eq "${ERR:0:11}" "secretctl: " "prefix for [secretctl $args]"
+  assert_eq "$OUT" "" "stdout for [secretctl $args]"
+done
+
 note "get -o writes the file atomically with mode 0400"
 expect_status 0 "$CTL" get app/db/password -o "$T/pw"
 assert_eq "$(stat -c %a "$T/pw")" "400"
