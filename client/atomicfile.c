@@ -16,20 +16,53 @@
 /* Attempts at a fresh random name before giving up (each collision is 2^-64). */
 #define TMPNAME_TRIES 8
 
+static void random_tmpname(struct afile *f)
+{
+	uint8_t rnd[8];
+	char hex[2 * sizeof(rnd) + 1];
+
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(f->tmpname, sizeof(f->tmpname), ".secretctl-%s", hex);
+}
+
+/* An unnamed file in dirfd, or -errno (-EOPNOTSUPP where it cannot be had). */
+static int open_unnamed(int dirfd)
+{
+	int fd;
+
+	/* Linking an O_TMPFILE without privilege goes through /proc/self/fd. */
+	if (access("/proc/self/fd", X_OK) != 0)
+		return -EOPNOTSUPP;
+	fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	/* Filesystems without O_TMPFILE say so in several ways. */
+	if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)
+		return -EOPNOTSUPP;
+	return -errno;
+}
+
 int afile_create(struct afile *f, int dirfd)
 {
 	int rc = -EEXIST;
 
 	memset(f, 0, sizeof(*f));
 	f->dirfd = dirfd;
+	f->fd = open_unnamed(dirfd);
+	if (f->fd >= 0) {
+		f->unnamed = true;
+		return 0;
+	}
+	if (f->fd != -EOPNOTSUPP) {
+		rc = f->fd;
+		f->fd = -1;
+		f->failed = "creating a temporary file";
+		return rc;
+	}
 	f->fd = -1;
 	for (int i = 0; i < TMPNAME_TRIES && rc == -EEXIST; i++) {
-		uint8_t rnd[8];
-		char hex[2 * sizeof(rnd) + 1];
-
-		randombytes_buf(rnd, sizeof(rnd));
-		sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
-		snprintf(f->tmpname, sizeof(f->tmpname), ".secretctl-%s", hex);
+		random_tmpname(f);
 		/*
 		 * O_EXCL|O_NOFOLLOW: a name planted in the directory, link or
 		 * not, is never opened; 0600 until the final mode is set.
@@ -70,6 +103,8 @@ int afile_fill(struct afile *f, const uint8_t *data, size_t len, const struct af
 		f->failed = "syncing";
 		goto out;
 	}
+	if (f->unnamed)
+		goto out; /* its descriptor is its only name until the commit */
 	rc = close(f->fd) == 0 ? 0 : -errno;
 	f->fd = -1;
 	if (rc != 0)
@@ -78,8 +113,34 @@ out:
 	return rc;
 }
 
+/* Link the unnamed file under a fresh temporary name (linkat never replaces). */
+static int link_unnamed(struct afile *f)
+{
+	char proc[40];
+	int rc = -EEXIST;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+	for (int i = 0; i < TMPNAME_TRIES && rc == -EEXIST; i++) {
+		random_tmpname(f);
+		rc = linkat(AT_FDCWD, proc, f->dirfd, f->tmpname, AT_SYMLINK_FOLLOW) == 0 ? 0 : -errno;
+	}
+	if (rc != 0)
+		return rc;
+	f->exists = true;
+	f->unnamed = false;
+	rc = close(f->fd) == 0 ? 0 : -errno;
+	f->fd = -1;
+	return rc;
+}
+
 int afile_commit(struct afile *f, const char *name)
 {
+	int rc;
+
+	if (f->unnamed && (rc = link_unnamed(f)) != 0) {
+		f->failed = "linking the file into the directory";
+		return rc;
+	}
 	if (renameat(f->dirfd, f->tmpname, f->dirfd, name) != 0) {
 		f->failed = "renaming into place";
 		return -errno;
@@ -96,6 +157,23 @@ void afile_discard(struct afile *f)
 	if (f->exists)
 		(void)unlinkat(f->dirfd, f->tmpname, 0); /* nothing more to do if it fails */
 	f->exists = false;
+}
+
+void afile_signals_hold(sigset_t *saved)
+{
+	sigset_t stop;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigaddset(&stop, SIGQUIT);
+	(void)sigprocmask(SIG_BLOCK, &stop, saved); /* fails only for a bad `how` */
+}
+
+void afile_signals_release(const sigset_t *saved)
+{
+	(void)sigprocmask(SIG_SETMASK, saved, NULL);
 }
 
 bool afile_name_valid(const char *file, const char **why)

@@ -1,10 +1,14 @@
 /*
- * A file that appears whole or not at all: written under a random temporary
- * name in its directory (opened relative to a directory descriptor, with
- * O_CREAT|O_EXCL|O_NOFOLLOW, so no symbolic link is ever followed), given
- * its owner and mode, synced, then renamed over the final name.  renameat
- * replaces a symbolic link at the final name rather than following it, and
- * the final name itself is never opened.
+ * A file that appears whole or not at all: written as an unnamed O_TMPFILE
+ * in its directory (opened relative to a directory descriptor), given its
+ * owner and mode, synced, then linked under a random temporary name and at
+ * once renamed over the final name.  A process killed before the commit,
+ * even by SIGKILL, leaves nothing behind: the kernel frees an unnamed file.
+ * Where O_TMPFILE is unsupported (or /proc, which linking it needs, is not
+ * mounted) the file is written under the temporary name from the start,
+ * created with O_CREAT|O_EXCL|O_NOFOLLOW.  Either way no symbolic link is
+ * followed: renameat replaces a link at the final name, and the final name
+ * itself is never opened.
  *
  * Functions return 0 or a negative errno; on failure `failed` names the step
  * for the caller's message.  They never print.
@@ -14,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -23,6 +28,7 @@
 struct afile {
 	int dirfd;                       /* borrowed, not closed here */
 	int fd;
+	bool unnamed;                    /* O_TMPFILE, not linked yet */
 	bool exists;                     /* the temporary name is ours to remove */
 	char tmpname[AFILE_TMPNAME_SIZE];
 	const char *failed;              /* the step that failed, for messages */
@@ -38,14 +44,22 @@ struct afile_attrs {
 /* Create a new temporary file in dirfd. */
 int afile_create(struct afile *f, int dirfd);
 
-/* Write all of data, set owner and mode, fsync and close. */
+/* Write all of data, set owner and mode, fsync (and close a named file). */
 int afile_fill(struct afile *f, const uint8_t *data, size_t len, const struct afile_attrs *attrs);
 
-/* Rename the finished temporary file over `name` in the same directory. */
+/* Give the finished file `name` in the same directory, replacing what is there. */
 int afile_commit(struct afile *f, const char *name);
 
 /* Close and remove the temporary file, if any is left; safe to call twice. */
 void afile_discard(struct afile *f);
+
+/*
+ * Defer SIGINT, SIGTERM, SIGHUP and SIGQUIT while files are committed or
+ * rolled back, so that a stop request lands after the directory is whole
+ * again; a signal that came meanwhile is delivered by afile_signals_release.
+ */
+void afile_signals_hold(sigset_t *saved);
+void afile_signals_release(const sigset_t *saved);
 
 /*
  * Whether `file` can name a file directly inside a directory: 1..255 bytes,

@@ -29,6 +29,8 @@ static int write_to_file(const char *context, const char *path, const struct wir
 	char *dir = NULL;
 	struct afile f = { .fd = -1 };
 	const char *why;
+	sigset_t saved;
+	bool held = false;
 	int dirfd = -1;
 	int rc = EXIT_ERROR;
 	int err;
@@ -52,6 +54,8 @@ static int write_to_file(const char *context, const char *path, const struct wir
 		ctl_err("%s: -o %s: opening %s: %s", context, path, dir, strerror(errno));
 		goto out;
 	}
+	afile_signals_hold(&saved);
+	held = true;
 	err = afile_create(&f, dirfd);
 	if (err == 0)
 		err = afile_fill(&f, value->ptr, value->len, &attrs);
@@ -60,6 +64,8 @@ static int write_to_file(const char *context, const char *path, const struct wir
 	if (err == 0 && fsync(dirfd) != 0) {
 		err = -errno;
 		f.failed = "syncing the directory";
+		/* Said to have failed, so not left in place either. */
+		(void)unlinkat(dirfd, base, 0);
 	}
 	if (err != 0) {
 		ctl_err("%s: -o %s: %s: %s", context, path, f.failed, strerror(-err));
@@ -68,6 +74,8 @@ static int write_to_file(const char *context, const char *path, const struct wir
 	rc = EXIT_OK;
 out:
 	afile_discard(&f);
+	if (held)
+		afile_signals_release(&saved);
 	if (dirfd >= 0)
 		close(dirfd);
 	free(dir);

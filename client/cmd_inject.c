@@ -258,8 +258,11 @@ static void roll_back(struct inject *in)
 static int write_all_files(struct inject *in)
 {
 	struct target *t = NULL;
+	sigset_t saved;
 	int err = 0;
 
+	/* A stop request waits until every file is placed or rolled back. */
+	afile_signals_hold(&saved);
 	/* Everything that can fail for lack of space or rights happens before any rename. */
 	for (size_t i = 0; err == 0 && i < in->ntargets; i++) {
 		t = &in->targets[i];
@@ -278,11 +281,10 @@ static int write_all_files(struct inject *in)
 	} else if (err != 0) {
 		ctl_err("inject: %s/%s: %s: %s", in->dir, t->file, t->tmp.failed, strerror(-err));
 	}
-	if (err != 0) {
+	if (err != 0)
 		roll_back(in);
-		return EXIT_ERROR;
-	}
-	return EXIT_OK;
+	afile_signals_release(&saved);
+	return err != 0 ? EXIT_ERROR : EXIT_OK;
 }
 
 static void inject_free(struct inject *in)

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libsodium-dev libsqlite3-dev libuv1-dev libcap-ng-dev libcmocka-dev
   runc busybox-static util-linux python3 python3-yaml file sqlite3 procps
-  systemd groff-base man-db
+  systemd groff-base man-db strace
 )
 
 missing=()

@@ -133,6 +133,41 @@ rm "$F/filler"
 expect_status 0 "$CTL" inject --dir "$F" db/password
 assert_eq "$(listing "$F")" "db_password" "the same tmpfs works once there is room"
 
+note "killed while writing: SIGKILL leaves nothing, SIGTERM waits until every file is placed"
+SYS_FSYNC=$(echo SYS_fsync | cpp -include sys/syscall.h -P - | tail -n 1)
+# slow_inject DIR: inject app/one and app/two into DIR in the background, the
+# second fsync (the second file's) held 2 s by strace; returns once secretctl
+# sits in an fsync, its pid in INJECT_PID and strace's in TRACER.
+slow_inject() {
+  strace -f -qq -o /dev/null -e trace=fsync -e inject=fsync:delay_enter=2000000:when=2 \
+    "$CTL" inject --dir "$1" app/one app/two &
+  TRACER=$!
+  for _ in $(seq 200); do
+    INJECT_PID=$(pgrep -P "$TRACER" || true)
+    if [ -n "$INJECT_PID" ] &&
+      [ "$(cut -d ' ' -f 1 "/proc/$INJECT_PID/syscall" 2>/dev/null)" = "$SYS_FSYNC" ]; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  fail "secretctl inject never reached its fsync under strace"
+}
+K="$T/killed"
+mount_tmpfs "$K" 1m
+slow_inject "$K"
+kill -KILL "$INJECT_PID"
+rc=0
+wait "$TRACER" || rc=$?
+assert_eq "$rc" "137" "exit status of strace after SIGKILL of secretctl"
+assert_eq "$(listing "$K")" "" "nothing in DIR after SIGKILL halfway (an unnamed file vanishes)"
+slow_inject "$K"
+kill -TERM "$INJECT_PID"
+rc=0
+wait "$TRACER" || rc=$?
+assert_eq "$rc" "143" "SIGTERM still ends secretctl, once the files are placed"
+assert_eq "$(listing "$K")" "app_one app_two" "SIGTERM halfway: every file placed, nothing else"
+cmp "$K/app_two" "$T/v.two" || fail "app_two differs after SIGTERM halfway"
+
 note "refusal on a disk folder, and --allow-disk"
 DISK="$T/disk"
 mkdir "$DISK"
