@@ -39,7 +39,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: secretd check-policy PATH [--as SELECTOR... PERM NAME]\n"
 		"  SELECTOR: uid=N gid=N groups=N[,N...] user=NAME group=NAME cgroup=PATH\n"
-		"            container=ID pod=UID host\n"
+		"            container=FULL-ID pod=UID host any\n"
 		"  PERM: read, write, list or delete\n");
 	return 2;
 }
@@ -212,6 +212,8 @@ static int describe_one(struct caller *c, const char *sel)
 		c->id.host = true;
 		return 0;
 	}
+	if (eq == NULL && strcmp(sel, "any") == 0)
+		return 0; /* holds for every caller: describes nothing more */
 	if (eq != NULL && klen == 3 && strncmp(sel, "uid", 3) == 0) {
 		if (config_parse_uint(v, 0, ID_MAX, &n) != 0)
 			return bad_selector(sel, "expected a number");
@@ -246,8 +248,14 @@ static int describe_one(struct caller *c, const char *sel)
 	if (eq != NULL && klen == 6 && strncmp(sel, "cgroup", 6) == 0)
 		return set_cgroup(c, sel, v);
 	if (eq != NULL && klen == 9 && strncmp(sel, "container", 9) == 0) {
+		/*
+		 * A real caller has one full id; from a prefix or "*" neither
+		 * ${container} nor a longer rule id could be evaluated truly.
+		 */
 		if (!hex_string(v, CONTAINER_ID_LEN))
-			return bad_selector(sel, "expected a full container id (64 hex digits)");
+			return bad_selector(sel, "a caller has one full container id: give all 64 hex "
+					    "digits (docker inspect --format '{{.Id}}' NAME, or "
+					    "the container= line of secretctl whoami)");
 		copy_lower(c->container, v, CONTAINER_ID_LEN);
 		return 0;
 	}

@@ -144,8 +144,10 @@ expect_exit 2 "bad secret name" "$policy" --as uid=0 read a/../b
 expect_exit 2 "bad secret name" "$policy" --as uid=0 read 'app/*'
 expect_exit 2 "--as uid=x: expected a number" "$policy" --as uid=x read a
 expect_exit 2 "--as nobody=1: unknown selector" "$policy" --as uid=1 nobody=1 read a
-expect_exit 2 "--as container=3f2a9c51e0b7: expected a full container id" "$policy" \
+expect_exit 2 "--as container=3f2a9c51e0b7: a caller has one full container id" "$policy" \
   --as uid=1 container=3f2a9c51e0b7 read a
+expect_exit 2 "--as container=*: a caller has one full container id" "$policy" \
+  --as uid=1 'container=*' read a
 expect_exit 2 "--as pod=abc: expected a pod UID" "$policy" --as uid=1 pod=abc read a
 expect_exit 2 "--as needs the caller's uid=N or user=NAME" "$policy" --as host read a
 expect_exit 2 "already given" "$policy" --as uid=1 uid=2 read a
