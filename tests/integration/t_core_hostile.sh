@@ -33,18 +33,25 @@ note "half a header, then the client vanishes"
 raw_exchange "0000" >/dev/null
 
 note "a stalled client does not hold up others"
-python3 - "$SECRETD_SOCKET" <<'PY' &
+python3 - "$SECRETD_SOCKET" "$T/stall.ready" <<'PY' &
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1])
 s.sendall(b"\x00\x00\x10\x00\x01\x03")  # a put that never finishes
+open(sys.argv[2], "w").close()
 time.sleep(3)
 PY
 stall=$!
-sleep 0.3
+# wait until the stalled put is really on the wire, not a fixed sleep
+for _ in $(seq 1 100); do
+  [ -e "$T/stall.ready" ] && break
+  kill -0 "$stall" 2>/dev/null || break
+  sleep 0.05
+done
+[ -e "$T/stall.ready" ] || fail "the stalling client did not connect and send within 5 s"
 expect_status 0 "$CTL" get app/x
 assert_eq "$OUT" "s3cret"
-wait $stall || true
+wait $stall || fail "stalling client failed"
 
 note "clients that hang up before reading their answers (EPIPE, not SIGPIPE)"
 head -c 65536 /dev/urandom | "$CTL" put app/big >/dev/null

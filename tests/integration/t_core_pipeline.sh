@@ -112,18 +112,25 @@ note "another identity is still served"
 expect_status 0 as_user 1000 1000 "$CTL" ping
 
 note "SIGTERM with a non-reading client connected still exits promptly"
-python3 - "$SECRETD_SOCKET" <<'PY' &
+python3 - "$SECRETD_SOCKET" "$T/reader2.ready" <<'PY' &
 import socket, struct, sys, time
 n = b"app/big"
 body = bytes([1, 2]) + struct.pack(">H", len(n)) + n + struct.pack(">I", 0)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1])
 s.sendall((struct.pack(">I", len(body)) + body) * 2)
+open(sys.argv[2], "w").close()
 time.sleep(30)
 PY
 reader2=$!
 at_exit "kill $reader2 2>/dev/null"
-sleep 0.3
+# the client must be connected, its requests sent, before the SIGTERM
+for _ in $(seq 1 100); do
+  [ -e "$T/reader2.ready" ] && break
+  kill -0 "$reader2" 2>/dev/null || break
+  sleep 0.05
+done
+[ -e "$T/reader2.ready" ] || fail "the non-reading client did not connect and send within 5 s"
 start=$(date +%s)
 stop_broker
 [ $(( $(date +%s) - start )) -le 5 ] || fail "shutdown waited for a client that does not read"

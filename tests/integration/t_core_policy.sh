@@ -42,7 +42,11 @@ expect_status 0 setpriv --reuid 1500 --regid 2000 --clear-groups -- "$CTL" get t
 note "SIGHUP with a broken policy keeps the old one"
 printf 'permit all ** uid=0 host\npermit read app/shared/* uid=1000 bogus\n' >"$T/policy.conf"
 kill -HUP "$BROKER_PID"
-sleep 0.5
+# poll: the reload runs asynchronously, a fixed sleep races it
+for _ in $(seq 1 50); do
+  grep -q "policy reload rejected" "$T/broker.log" && break
+  sleep 0.1
+done
 grep -q "policy reload rejected" "$T/broker.log" || fail "no rejection logged"
 grep -q "policy reload rejected.*policy.conf:2:" "$T/broker.log" || fail "rejection lacks the line"
 expect_status 0 as_user 1000 1000 "$CTL" get app/shared/a

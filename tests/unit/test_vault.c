@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -738,6 +739,7 @@ static void test_read_during_write(void **state)
 struct writer_thread {
 	struct vault_writer *w;
 	int failures;
+	atomic_bool done; /* set when the writer returns, failed writes or not */
 };
 
 static void *write_many(void *arg)
@@ -754,7 +756,26 @@ static void *write_many(void *arg)
 		    op.version != i)
 			t->failures++;
 	}
+	atomic_store(&t->done, true);
 	return NULL;
+}
+
+/* One read of "c": versions never go back, and each value is its version's. */
+static void read_latest(struct vault *v, uint32_t *last)
+{
+	struct vault_secret *s = NULL;
+	char want[32];
+	int rc = vault_get(v, "c", 1, 0, &s);
+
+	if (rc == VAULT_E_NOTFOUND)
+		return;
+	assert_int_equal(rc, VAULT_OK);
+	assert_true(s->version >= *last);
+	*last = s->version;
+	snprintf(want, sizeof(want), "c-%u", *last);
+	assert_int_equal(s->len, strlen(want));
+	assert_memory_equal(s->data, want, s->len);
+	vault_secret_free(s);
 }
 
 /* The writer on its own thread while the reader keeps reading: every read succeeds. */
@@ -764,26 +785,18 @@ static void test_reader_and_writer_threads(void **state)
 	struct writer_thread t = { .w = writer_ok(v, 10) };
 	uint32_t last = 0;
 	pthread_t th;
-	char want[32];
 
 	(void)state;
+	atomic_init(&t.done, false);
 	assert_int_equal(pthread_create(&th, NULL, write_many, &t), 0);
-	while (last < 100) {
-		struct vault_secret *s = NULL;
-		int rc = vault_get(v, "c", 1, 0, &s);
-
-		if (rc == VAULT_E_NOTFOUND)
-			continue;
-		assert_int_equal(rc, VAULT_OK);
-		assert_true(s->version >= last);
-		last = s->version;
-		snprintf(want, sizeof(want), "c-%u", last);
-		assert_int_equal(s->len, strlen(want));
-		assert_memory_equal(s->data, want, s->len);
-		vault_secret_free(s);
-	}
+	/* Stop when the writer is done too: if its writes fail, version 100
+	 * never comes, and the failure count below must report, not a timeout. */
+	while (last < 100 && !atomic_load(&t.done))
+		read_latest(v, &last);
+	read_latest(v, &last); /* the writes after the last read in the loop */
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(t.failures, 0);
+	assert_int_equal(last, 100);
 	vault_writer_close(t.w);
 	vault_close(v);
 }
