@@ -83,6 +83,7 @@ struct conn {
 	struct conn *prev, *next;  /* all connections */
 	struct conn *wait_next;    /* waiting for an audit sync */
 	struct conn *flush_next;   /* waiting for its record's write(2) */
+	struct conn *ready_next;      /* its next frame waits for the next loop turn */
 	struct identity id;
 	struct limits_slot *slot;
 	uint8_t *in;               /* sodium_malloc: frames may carry values */
@@ -99,7 +100,7 @@ struct conn {
 	uint64_t active_ms;        /* last request finished */
 	struct pending pending;
 	struct write_job job;
-	bool reading, busy, dispatching, writing, waiting, flushing;
+	bool reading, busy, dispatching, writing, waiting, flushing, ready;
 	bool close_after_reply, closing, closed;
 };
 
@@ -136,6 +137,14 @@ struct server {
 	struct conn *waiters;
 	struct conn *flushq, **flushq_tail; /* answers whose records are queued */
 	uv_check_t check;                   /* writes them after each turn of the loop */
+	/*
+	 * Connections with a whole frame buffered when their request ended:
+	 * served by an idle handle on the next turn, one frame each, so that
+	 * a client pipelining costly requests cannot keep on_check busy with
+	 * its queue while every other client waits.
+	 */
+	struct conn *readyq, **readyq_tail;
+	uv_idle_t ready_idle;
 	struct buffers *buffers;
 	uv_pipe_t reject; /* accepts a connection there is no memory for */
 	bool reject_busy;
@@ -156,6 +165,8 @@ static void sync_kick(struct server *s);
 static void maybe_finish_shutdown(struct server *s);
 static void on_flush(uv_timer_t *t);
 static void unlink_flushing(struct conn *c);
+static void unlink_ready(struct conn *c);
+static void on_ready(uv_idle_t *h);
 
 /* ---- small helpers -------------------------------------------------- */
 
@@ -1066,6 +1077,24 @@ static void handle_frame(struct conn *c, const uint8_t *body, size_t len)
 
 static void update_reading(struct conn *c);
 
+/* Serve c's next buffered frame on the next turn of the loop. */
+static void defer_input(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (c->ready)
+		return;
+	c->ready = true;
+	c->ready_next = NULL;
+	*s->readyq_tail = c;
+	s->readyq_tail = &c->ready_next;
+	if (uv_idle_start(&s->ready_idle, on_ready) != 0) {
+		/* Not reached (starting an initialised idle handle cannot fail). */
+		unlink_ready(c);
+		process_input(c);
+	}
+}
+
 /* The request is answered (or dropped): consume its frame, go on. */
 static void request_done(struct conn *c)
 {
@@ -1096,7 +1125,11 @@ static void request_done(struct conn *c)
 		conn_close(c);
 		return;
 	}
-	if (!c->dispatching)
+	if (c->dispatching)
+		return;
+	if (c->in_len >= WIRE_HEADER_SIZE)
+		defer_input(c);
+	else
 		process_input(c);
 }
 
@@ -1293,6 +1326,8 @@ static void conn_close(struct conn *c)
 		unlink_waiter(c);
 	if (c->flushing)
 		unlink_flushing(c);
+	if (c->ready)
+		unlink_ready(c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -1610,6 +1645,44 @@ static void on_check(uv_check_t *h)
 	}
 }
 
+static void on_ready(uv_idle_t *h)
+{
+	struct server *s = h->data;
+	struct conn *c = s->readyq;
+
+	/* Only those queued before this turn: each gets one frame. */
+	s->readyq = NULL;
+	s->readyq_tail = &s->readyq;
+	while (c != NULL) {
+		struct conn *next = c->ready_next;
+
+		c->ready = false;
+		c->ready_next = NULL;
+		process_input(c);
+		c = next;
+	}
+	if (s->readyq == NULL)
+		(void)uv_idle_stop(&s->ready_idle);
+}
+
+static void unlink_ready(struct conn *c)
+{
+	struct server *s = c->srv;
+	struct conn **pp;
+
+	for (pp = &s->readyq; *pp != NULL; pp = &(*pp)->ready_next) {
+		if (*pp == c) {
+			*pp = c->ready_next;
+			break;
+		}
+	}
+	s->readyq_tail = &s->readyq;
+	while (*s->readyq_tail != NULL)
+		s->readyq_tail = &(*s->readyq_tail)->ready_next;
+	c->ready = false;
+	c->ready_next = NULL;
+}
+
 static void unlink_flushing(struct conn *c)
 {
 	struct server *s = c->srv;
@@ -1716,6 +1789,7 @@ static void maybe_finish_shutdown(struct server *s)
 	uv_close((uv_handle_t *)&s->tick, NULL);
 	uv_close((uv_handle_t *)&s->flush, NULL);
 	uv_close((uv_handle_t *)&s->check, NULL);
+	uv_close((uv_handle_t *)&s->ready_idle, NULL);
 	uv_close((uv_handle_t *)&s->sig_hup, NULL);
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
 	uv_close((uv_handle_t *)&s->sig_int, NULL);
@@ -1744,6 +1818,9 @@ static int start_handles(struct server *s, int listen_fd)
 	s->check.data = s;
 	if ((rc = uv_check_start(&s->check, on_check)) != 0)
 		return rc;
+	if ((rc = uv_idle_init(&s->loop, &s->ready_idle)) != 0)
+		return rc;
+	s->ready_idle.data = s;
 	if ((rc = uv_signal_init(&s->loop, &s->sig_hup)) != 0 ||
 	    (rc = uv_signal_init(&s->loop, &s->sig_term)) != 0 ||
 	    (rc = uv_signal_init(&s->loop, &s->sig_int)) != 0)
@@ -1807,6 +1884,7 @@ int server_run(struct server_parts *parts)
 	s->policy = parts->policy;
 	s->queue_tail = &s->queue;
 	s->flushq_tail = &s->flushq;
+	s->readyq_tail = &s->readyq;
 	s->audit_was_healthy = true;
 	s->self.uid = getuid();
 	s->self.gid = getgid();

@@ -88,6 +88,70 @@ done
 grep -q "its answer was not read in time" "$T/broker.log" || fail "the non-reading client was not let go"
 expect_status 0 "$CTL" get app/big
 
+note "a client pipelining 1000 costly LISTs is served one a turn: another's ping is not queued behind them"
+python3 - "$SECRETD_SOCKET" <<'PY' || fail "a ping waited behind another client's pipeline"
+import socket, struct, sys
+
+def frame(body):
+    return struct.pack(">I", len(body)) + body
+
+def connect():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    return s
+
+def answers(buf):
+    """Whole answers in buf."""
+    n = i = 0
+    while i + 4 <= len(buf):
+        (ln,) = struct.unpack(">I", buf[i:i + 4])
+        if i + 4 + ln > len(buf):
+            break
+        n, i = n + 1, i + 4 + ln
+    return n
+
+def read_all(s, want):
+    buf = b""
+    while answers(buf) < want:
+        c = s.recv(65536)
+        if not c:
+            raise EOFError
+        buf += c
+    return buf
+
+# 3000 names make each LIST walk the whole vault (the glob matches none).
+filler = connect()
+for k in range(0, 3000, 250):
+    batch = b""
+    for i in range(k, k + 250):
+        n, v = ("fill/%05d" % i).encode(), b"x"
+        batch += frame(bytes([1, 3]) + struct.pack(">H", len(n)) + n + struct.pack(">I", len(v)) + v)
+    filler.sendall(batch)
+    read_all(filler, 250)
+glob = b"nomatch/**"
+lists = frame(bytes([1, 4]) + struct.pack(">H", len(glob)) + glob) * 1000
+attacker, victim = connect(), connect()
+attacker.sendall(lists)              # about 2 s of work for the broker
+victim.sendall(frame(bytes([1, 1])))
+read_all(victim, 1)
+# Draining whatever pipeline one read brought in (about 270 of these frames)
+# before looking at other sockets made the ping wait; one frame a turn
+# answers it after a few.
+attacker.setblocking(False)
+got = b""
+try:
+    while True:
+        c = attacker.recv(1 << 20)
+        if not c:
+            break
+        got += c
+except BlockingIOError:
+    pass
+done = answers(got)
+print("# LIST answers out when the ping was answered: %d of 1000" % done)
+sys.exit(0 if done < 50 else 1)
+PY
+
 note "malformed frames pay tokens too: a flood costs few audit records"
 stop_broker
 start_broker --rate 2 --rate-burst 2
