@@ -103,6 +103,7 @@ struct audit {
 
 	/* durability: audit_sync_run may fsync sync_fd on another thread */
 	uint64_t synced_seq;
+	uint64_t sync_failures; /* fsyncs that failed, wherever they ran */
 	bool syncing;
 	int sync_fd;
 	int retired_fd; /* sync_fd replaced while the sync ran; closed at its end */
@@ -1366,9 +1367,10 @@ int audit_reopen(struct audit *a)
 	/* What went into the old file is made durable before leaving it. */
 	if (a->fd >= 0) {
 		(void)fix_torn(a);
-		if (fdatasync(a->fd) != 0)
+		if (fdatasync(a->fd) != 0) {
 			set_degraded(a, errno, "fsync before reopening");
-		else if (a->synced_seq < a->seq)
+			a->sync_failures++;
+		} else if (a->synced_seq < a->seq)
 			a->synced_seq = a->seq;
 	}
 	rc = switch_file(a);
@@ -1418,6 +1420,7 @@ void audit_sync_end(struct audit *a, uint64_t covered, int result)
 	}
 	if (result != 0) {
 		set_degraded(a, -result, "fsync");
+		a->sync_failures++;
 		return;
 	}
 	if (covered > a->synced_seq)
@@ -1437,6 +1440,11 @@ uint64_t audit_last_seq(const struct audit *a)
 uint64_t audit_synced_seq(const struct audit *a)
 {
 	return a->synced_seq;
+}
+
+uint64_t audit_sync_failures(const struct audit *a)
+{
+	return a->sync_failures;
 }
 
 int audit_tick(struct audit *a)

@@ -95,6 +95,12 @@ void audit_sync_end(struct audit *a, uint64_t covered, int result);
 bool audit_dirty(const struct audit *a); /* written but not yet synced */
 uint64_t audit_last_seq(const struct audit *a);
 uint64_t audit_synced_seq(const struct audit *a);
+/*
+ * How many fsyncs have failed so far.  The kernel reports a writeback error
+ * once: when an fsync failed meanwhile (reopening after a rotation syncs the
+ * old file), a concurrent sync that returned 0 proves nothing.
+ */
+uint64_t audit_sync_failures(const struct audit *a);
 
 /* Ratchet if the epoch's time is up (called from a timer). */
 int audit_tick(struct audit *a);

@@ -132,6 +132,7 @@ struct server {
 	bool sync_busy, flush_armed;
 	int sync_rc;
 	uint64_t sync_covers;
+	uint64_t sync_failures_before;       /* audit_sync_failures when it began */
 	uint8_t sync_ckpt[AUDIT_CHECKPOINT_MAX];
 	size_t sync_ckpt_len;
 	struct conn *waiters;
@@ -1560,11 +1561,13 @@ static void release_waiters(struct server *s, bool ok)
 static void sync_after(uv_work_t *w, int status)
 {
 	struct server *s = w->data;
-	bool ok = s->sync_rc == 0;
+	/* Another fsync failed while this one ran: its 0 may hide lost pages. */
+	bool ok = s->sync_rc == 0 &&
+		  audit_sync_failures(s->audit) == s->sync_failures_before;
 
 	(void)status;
 	s->sync_busy = false;
-	audit_sync_end(s->audit, s->sync_covers, s->sync_rc);
+	audit_sync_end(s->audit, ok ? s->sync_covers : 0, s->sync_rc);
 	note_audit_state(s);
 	if (ok && s->sync_ckpt_len > 0) {
 		memcpy(s->ckpt_pending, s->sync_ckpt, s->sync_ckpt_len);
@@ -1590,6 +1593,7 @@ static void sync_kick(struct server *s)
 		return;
 	s->sync_ckpt_len = 0;
 	s->sync_covers = audit_sync_begin(s->audit, s->sync_ckpt, &s->sync_ckpt_len);
+	s->sync_failures_before = audit_sync_failures(s->audit);
 	s->sync_busy = true;
 	s->sync_work.data = s;
 	if (uv_queue_work(&s->loop, &s->sync_work, sync_work, sync_after) != 0) {
@@ -1746,6 +1750,7 @@ static void on_tick(uv_timer_t *t)
 static void reload(struct server *s)
 {
 	struct policy *fresh = NULL;
+	uint64_t failures;
 	char err[512];
 
 	if (policy_load(s->cfg->policy, &fresh, err, sizeof(err)) != 0) {
@@ -1755,9 +1760,13 @@ static void reload(struct server *s)
 		s->policy = fresh;
 		log_info("policy reloaded: %zu rules", policy_rule_count(fresh));
 	}
+	failures = audit_sync_failures(s->audit);
 	if (audit_reopen(s->audit) != 0)
 		log_err("reopening the audit log failed: %s", audit_problem(s->audit));
 	note_audit_state(s);
+	/* The old file's last records may not be on disk: withhold what waits on them. */
+	if (audit_sync_failures(s->audit) != failures)
+		release_waiters(s, false);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
