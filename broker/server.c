@@ -43,6 +43,7 @@
  */
 #define BIG_BUDGET (32u * 1024 * 1024)
 #define BIG_SHARE (BIG_BUDGET / 8)
+#define BAD_NAME_LOGGED 64 /* bytes of an invalid name kept in its audit record */
 /*
  * Refusals (over a limit) are recorded at most this many a second in all;
  * the rest are counted and reported in one record a second, so that no
@@ -149,6 +150,7 @@ struct server {
 	struct buffers *buffers;
 	uv_pipe_t reject; /* accepts a connection there is no memory for */
 	bool reject_busy;
+	bool accept_stalled; /* a connection left unaccepted: the tick retries */
 	bool audit_was_healthy;
 	uint64_t refusal_window_ms;
 	unsigned refusal_records;            /* in the current second */
@@ -619,6 +621,12 @@ static bool admit(struct conn *c, const struct wire_request *req, struct event *
 
 	if (req->type != WIRE_LIST && !name_valid((const char *)req->name.ptr, req->name.len, &why)) {
 		e->error = "bad name";
+		/*
+		 * Enough to recognise it: a caller with no rights must not fill
+		 * the log's disk 1 KiB of escaped junk a request.
+		 */
+		if (e->name_len > BAD_NAME_LOGGED)
+			e->name_len = BAD_NAME_LOGGED;
 		answer_error(c, e, WIRE_INVALID, why);
 		return false;
 	}
@@ -1371,8 +1379,11 @@ static void on_reject_closed(uv_handle_t *h)
  */
 static void reject_connection(struct server *s, uv_stream_t *listener)
 {
-	if (s->reject_busy || uv_pipe_init(&s->loop, &s->reject, 0) != 0)
+	if (s->reject_busy || uv_pipe_init(&s->loop, &s->reject, 0) != 0) {
+		/* Left pending, the listener stays silent: the tick tries again. */
+		s->accept_stalled = true;
 		return;
+	}
 	s->reject.data = s;
 	s->reject_busy = true;
 	(void)uv_accept(listener, (uv_stream_t *)&s->reject);
@@ -1399,6 +1410,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	c->srv = s;
 	if (uv_pipe_init(&s->loop, &c->pipe, 0) != 0) {
 		free(c);
+		reject_connection(s, listener);
 		return;
 	}
 	if (uv_accept(listener, (uv_stream_t *)&c->pipe) != 0 ||
@@ -1736,6 +1748,10 @@ static void on_tick(uv_timer_t *t)
 {
 	struct server *s = t->data;
 
+	if (s->accept_stalled && !s->stopping) {
+		s->accept_stalled = false;
+		on_connection((uv_stream_t *)&s->listener, 0);
+	}
 	(void)audit_tick(s->audit);
 	if (!audit_healthy(s->audit))
 		(void)audit_recover(s->audit);

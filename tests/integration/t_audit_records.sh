@@ -157,6 +157,11 @@ check_last "{\"op\":\"put\",\"name\":\"other/thing\",\"decision\":\"deny\",\"rul
 call 4 1000 1000 rm other/thing
 check_last "{\"op\":\"rm\",\"name\":\"other/thing\",\"decision\":\"deny\",\"rule\":0,\"uid\":1000,\"pid\":$CPID}"
 
+note "an invalid name of 300 bytes: decision error, only its first 64 bytes recorded"
+raw_exchange "00000134""0102""012c$(printf '61%.0s' $(seq 300))""00000000" >/dev/null
+A64=$(printf 'a%.0s' $(seq 64))
+check_last "{\"op\":\"get\",\"name\":\"$A64\",\"decision\":\"error\",\"error\":\"bad name\",\"uid\":0}"
+
 note "list: the count of names, not the names"
 for n in alpha-list-name beta-list-name gamma-list-name; do
   call 0 0 0 put "shared/$n" --from-file "$T/value"
