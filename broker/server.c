@@ -1573,9 +1573,13 @@ static void release_waiters(struct server *s, bool ok)
 static void sync_after(uv_work_t *w, int status)
 {
 	struct server *s = w->data;
-	/* Another fsync failed while this one ran: its 0 may hide lost pages. */
-	bool ok = s->sync_rc == 0 &&
-		  audit_sync_failures(s->audit) == s->sync_failures_before;
+	bool ran_ok = s->sync_rc == 0;
+	/*
+	 * Another fsync failed while this one ran (reload withheld the answers
+	 * waiting on that file): its 0 may hide lost pages, so it covers
+	 * nothing, and those still waiting wait for the next one.
+	 */
+	bool ok = ran_ok && audit_sync_failures(s->audit) == s->sync_failures_before;
 
 	(void)status;
 	s->sync_busy = false;
@@ -1587,7 +1591,7 @@ static void sync_after(uv_work_t *w, int status)
 		s->ckpt_dirty = true;
 		writer_kick(s);
 	}
-	release_waiters(s, ok);
+	release_waiters(s, ran_ok);
 	if (audit_dirty(s->audit)) {
 		if (s->cfg->audit_sync_always || s->waiters != NULL) {
 			sync_kick(s);
