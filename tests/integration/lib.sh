@@ -95,6 +95,17 @@ as_user() {
   setpriv --reuid "$uid" --regid "$gid" --clear-groups -- "$@"
 }
 
+# wait_for WHAT CMD...: poll CMD for up to 5 s (never a fixed sleep that races).
+wait_for() {
+  local what=$1
+  shift
+  for _ in $(seq 1 100); do
+    "$@" && return 0
+    sleep 0.05
+  done
+  fail "$what did not happen within 5 s"
+}
+
 assert_eq() { [ "$1" == "$2" ] || fail "${3:-values differ}: expected [$2], got [$1]"; }
 assert_contains() { grep -qF -- "$2" <<<"$1" || fail "${3:-missing text}: [$2] not in [$1]"; }
 assert_not_contains() { ! grep -qF -- "$2" <<<"$1" || fail "${3:-unexpected text}: [$2] in [$1]"; }

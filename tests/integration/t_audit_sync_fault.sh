@@ -14,16 +14,6 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 LD_PRELOAD="$FAULT_FDATASYNC" start_broker --audit-sync always
 printf 'db-value' | "$CTL" put app/db >/dev/null || fail "put"
 
-# wait_for WHAT CMD...: poll CMD for 5 s.
-wait_for() {
-  local what=$1
-  shift
-  for _ in $(seq 1 100); do
-    "$@" && return 0
-    sleep 0.05
-  done
-  fail "$what did not happen within 5 s"
-}
 gets_logged() { [ "$(grep -c '"op":"get"' "$T/audit.log")" -ge "$1" ]; }
 
 note "get A's fsync is held on the worker; get B waits behind it"

@@ -42,13 +42,7 @@ open(sys.argv[2], "w").close()
 time.sleep(3)
 PY
 stall=$!
-# wait until the stalled put is really on the wire, not a fixed sleep
-for _ in $(seq 1 100); do
-  [ -e "$T/stall.ready" ] && break
-  kill -0 "$stall" 2>/dev/null || break
-  sleep 0.05
-done
-[ -e "$T/stall.ready" ] || fail "the stalling client did not connect and send within 5 s"
+wait_for "the stalling client's half request" test -e "$T/stall.ready"
 expect_status 0 "$CTL" get app/x
 assert_eq "$OUT" "s3cret"
 wait $stall || fail "stalling client failed"

@@ -189,12 +189,7 @@ PY
 reader2=$!
 at_exit "kill $reader2 2>/dev/null"
 # the client must be connected, its requests sent, before the SIGTERM
-for _ in $(seq 1 100); do
-  [ -e "$T/reader2.ready" ] && break
-  kill -0 "$reader2" 2>/dev/null || break
-  sleep 0.05
-done
-[ -e "$T/reader2.ready" ] || fail "the non-reading client did not connect and send within 5 s"
+wait_for "the non-reading client's requests" test -e "$T/reader2.ready"
 start=$(date +%s)
 stop_broker
 [ $(( $(date +%s) - start )) -le 5 ] || fail "shutdown waited for a client that does not read"
