@@ -152,19 +152,20 @@ slow_inject() {
   done
   fail "secretctl inject never reached its fsync under strace"
 }
+# kill_halfway SIGNAL DIR: send SIGNAL to a slow inject into DIR; its status in KILLED_RC.
+kill_halfway() {
+  slow_inject "$2"
+  kill "-$1" "$INJECT_PID"
+  KILLED_RC=0
+  wait "$TRACER" || KILLED_RC=$?
+}
 K="$T/killed"
 mount_tmpfs "$K" 1m
-slow_inject "$K"
-kill -KILL "$INJECT_PID"
-rc=0
-wait "$TRACER" || rc=$?
-assert_eq "$rc" "137" "exit status of strace after SIGKILL of secretctl"
+kill_halfway KILL "$K"
+assert_eq "$KILLED_RC" "137" "exit status of strace after SIGKILL of secretctl"
 assert_eq "$(listing "$K")" "" "nothing in DIR after SIGKILL halfway (an unnamed file vanishes)"
-slow_inject "$K"
-kill -TERM "$INJECT_PID"
-rc=0
-wait "$TRACER" || rc=$?
-assert_eq "$rc" "143" "SIGTERM still ends secretctl, once the files are placed"
+kill_halfway TERM "$K"
+assert_eq "$KILLED_RC" "143" "SIGTERM still ends secretctl, once the files are placed"
 assert_eq "$(listing "$K")" "app_one app_two" "SIGTERM halfway: every file placed, nothing else"
 cmp "$K/app_two" "$T/v.two" || fail "app_two differs after SIGTERM halfway"
 
