@@ -21,15 +21,17 @@ struct free_buf {
 struct buffers {
 	struct slab *slabs;
 	struct free_buf *free;
-	size_t big_budget, big_bytes;
+	size_t big_budget, reserve, big_bytes;
 };
 
-struct buffers *buffers_new(size_t big_budget)
+struct buffers *buffers_new(size_t budget, size_t reply_reserve)
 {
 	struct buffers *b = calloc(1, sizeof(*b));
 
-	if (b != NULL)
-		b->big_budget = big_budget;
+	if (b != NULL) {
+		b->big_budget = budget;
+		b->reserve = reply_reserve < budget ? reply_reserve : budget;
+	}
 	return b;
 }
 
@@ -68,8 +70,9 @@ static int add_slab(struct buffers *b)
 	return 0;
 }
 
-uint8_t *buffers_get(struct buffers *b, size_t *cap)
+uint8_t *buffers_get(struct buffers *b, size_t *cap, enum buffers_kind kind)
 {
+	size_t limit = kind == BUFFERS_REPLY ? b->big_budget : b->big_budget - b->reserve;
 	uint8_t *buf;
 
 	if (*cap <= BUFFERS_SMALL) {
@@ -83,7 +86,7 @@ uint8_t *buffers_get(struct buffers *b, size_t *cap)
 		*cap = BUFFERS_SMALL;
 		return (uint8_t *)f;
 	}
-	if (*cap > b->big_budget - b->big_bytes)
+	if (b->big_bytes > limit || *cap > limit - b->big_bytes)
 		return NULL;
 	buf = sodium_malloc(*cap);
 	if (buf != NULL)

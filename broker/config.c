@@ -46,6 +46,8 @@ static const struct setting settings[] = {
 	{ "idle-timeout", V_UINT, STR(idle_timeout_ms), 10, 86400000 },
 	{ "rate", V_UINT, STR(rate_per_second), 1, 10000000 },
 	{ "rate-burst", V_UINT, STR(rate_burst), 1, 10000000 },
+	{ "connect-rate", V_UINT, STR(connect_rate), 1, 10000000 },
+	{ "connect-burst", V_UINT, STR(connect_burst), 1, 10000000 },
 	{ "log-level", V_LEVEL, STR(log_level), 0, 0 },
 };
 #undef STR
@@ -75,6 +77,8 @@ int config_defaults(struct config *cfg)
 	cfg->idle_timeout_ms = 60000;
 	cfg->rate_per_second = 2000;
 	cfg->rate_burst = 4000;
+	cfg->connect_rate = 5000;
+	cfg->connect_burst = 10000;
 	cfg->log_level = LOGL_INFO;
 	if (set_string(&cfg->socket, "/run/secretd/secretd.sock") != 0 ||
 	    set_string(&cfg->vault, "/var/lib/secretd/vault.db") != 0 ||

@@ -33,6 +33,8 @@ struct config {
 	unsigned idle_timeout_ms;          /* an idle connection is closed after */
 	unsigned rate_per_second;          /* per-identity token bucket refill */
 	unsigned rate_burst;               /* and its size */
+	unsigned connect_rate;             /* connection attempts per second per uid */
+	unsigned connect_burst;            /* and its bucket size */
 	int log_level;                     /* enum log_level */
 };
 

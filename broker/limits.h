@@ -20,7 +20,14 @@ struct limits_config {
 	unsigned max_per_peer;  /* connections per identity */
 	unsigned rate;          /* requests per second per identity */
 	unsigned burst;         /* bucket size */
+	unsigned connect_rate;  /* connection attempts per second per uid */
+	unsigned connect_burst;
+	size_t in_budget;       /* large request buffers, all identities together */
+	size_t share;           /* large buffers per identity, at most (each kind) */
 };
+
+/* Large buffers are charged by kind: requests may not take what answers need. */
+enum limits_buf { LIMITS_IN, LIMITS_OUT };
 
 enum limits_result { LIMITS_OK = 0, LIMITS_TOTAL = -1, LIMITS_PEER = -2, LIMITS_NOMEM = -3 };
 
@@ -41,10 +48,19 @@ bool limits_take(struct limits_slot *slot, uint64_t now_ms);
 unsigned limits_total(const struct limits *l);
 
 /*
- * Large-buffer bytes held by an identity's connections: charge (true when
- * within its share) and refund.
+ * A connection attempt by uid, before anything else about it is read (no
+ * /proc): false when the uid is over its connection rate.
  */
-bool limits_charge(struct limits_slot *slot, size_t bytes, size_t share);
-void limits_refund(struct limits_slot *slot, size_t bytes);
+bool limits_connect(struct limits *l, uid_t uid, uint64_t now_ms);
+
+/*
+ * Large-buffer bytes held by an identity's connections: charge (true when
+ * within its share) and refund.  An identity's share of request buffers
+ * shrinks as more identities hold some, so that a few cannot take them all.
+ */
+bool limits_charge(struct limits_slot *slot, enum limits_buf kind, size_t bytes);
+void limits_refund(struct limits_slot *slot, enum limits_buf kind, size_t bytes);
+/* Identities holding large request buffers now. */
+unsigned limits_holders(const struct limits *l);
 
 #endif

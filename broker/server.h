@@ -1,14 +1,10 @@
 /*
- * The broker's event loop: accepts connections on the Unix socket, reads
- * frames, and composes identity (peer.c), policy (policy.c), the vault
- * (vault.c) and the audit log (audit.c) into answers.  The only file that
- * knows about all of them.
+ * The broker's event loop: composes the listener, connections, the
+ * request path, the audit gate, the writer, the vault and the policy, and
+ * owns the tick, signals, reload and shutdown.
  */
 #ifndef SECRETD_SERVER_H
 #define SECRETD_SERVER_H
-
-#include <stddef.h>
-#include <sys/types.h>
 
 #include "audit.h"
 #include "config.h"
@@ -23,12 +19,6 @@ struct server_parts {
 	struct policy *policy; /* the server owns it from here on */
 	int listen_fd;         /* bound and listening (before privileges drop) */
 };
-
-/*
- * Create the listening socket at path with the given mode.  A stale socket
- * left by a dead broker is replaced; a live broker's is not.
- */
-int server_listen(const char *path, mode_t mode, int *fd, char *err, size_t errlen);
 
 /*
  * Serve until SIGTERM or SIGINT, then finish requests in flight and return

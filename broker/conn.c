@@ -1,0 +1,672 @@
+/*
+ * Connections.  Each reads frames into a guarded buffer and takes one
+ * request at a time (a second waits while one is being decided, and each
+ * connection gets one frame a turn of the loop, so that a client pipelining
+ * costly requests cannot keep everyone else waiting).  Answers go out in
+ * request order from the reply queue; a connection whose peer does not read
+ * stops being read at MAX_REPLIES and is closed after request-timeout.
+ */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include <secretd/wire.h>
+
+#include "log.h"
+#include "reply.h"
+#include "request.h"
+#include "services.h"
+
+#define MAX_REPLIES 64 /* replies queued before the connection is no longer read */
+
+enum conn_state {
+	CONN_OPEN,     /* takes requests */
+	CONN_DECIDING, /* a request is being decided; the next one waits */
+	CONN_DRAINING, /* takes no more: closes once its replies are written */
+	CONN_CLOSING,  /* the handle is closing; freed with the last reference */
+};
+
+TAILQ_HEAD(reply_list, reply);
+
+struct conn {
+	uv_pipe_t pipe; /* first: libuv hands back the handle */
+	struct services *svc;
+	enum conn_state state;
+	unsigned refs;
+	TAILQ_ENTRY(conn) link;       /* svc->conns */
+	TAILQ_ENTRY(conn) ready_link; /* svc->ready, while on_ready */
+	bool on_ready;
+	bool reading;                 /* uv_read_start is in effect */
+	bool stream;                  /* a watcher: never idle */
+	bool eof;                     /* the peer will send no more: answer, then close */
+	struct identity id;
+	struct limits_slot *slot;
+	uint8_t *in;                  /* guarded: frames may carry values */
+	size_t in_len, in_cap;
+	struct reply_list replies;
+	size_t nreplies;
+	size_t writing;               /* replies handed to uv_write */
+	uint64_t frame_started_ms;    /* first byte of an unfinished frame */
+	uint64_t write_started_ms;    /* the oldest answer the peer has not taken */
+	uint64_t active_ms;           /* last request decided */
+	struct conn_refusals refusals;
+};
+
+static void process_input(struct conn *c);
+
+static uint64_t now_ms(const struct conn *c)
+{
+	return uv_now(c->svc->loop);
+}
+
+/* ---- references and buffers ---------------------------------------------- */
+
+void conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+static void conn_free(struct conn *c)
+{
+	struct services *svc = c->svc;
+
+	conn_buf_put(c, c->in, c->in_cap);
+	/* After the buffers, which are charged to the identity's slot. */
+	limits_release(svc->limits, c->slot);
+	identity_clear(&c->id);
+	free(c);
+	if (svc->on_conn_gone != NULL)
+		svc->on_conn_gone(svc);
+}
+
+void conn_unref(struct conn *c)
+{
+	if (--c->refs == 0)
+		conn_free(c);
+}
+
+static uint8_t *buf_get(struct conn *c, size_t *cap, enum limits_buf kind)
+{
+	uint8_t *buf;
+
+	if (*cap > BUFFERS_SMALL && (c->slot == NULL || !limits_charge(c->slot, kind, *cap)))
+		return NULL;
+	buf = buffers_get(c->svc->buffers, cap,
+			  kind == LIMITS_IN ? BUFFERS_REQUEST : BUFFERS_REPLY);
+	if (buf == NULL && *cap > BUFFERS_SMALL)
+		limits_refund(c->slot, kind, *cap);
+	return buf;
+}
+
+static void buf_put(struct conn *c, uint8_t *buf, size_t cap, enum limits_buf kind)
+{
+	if (buf == NULL)
+		return;
+	if (cap > BUFFERS_SMALL && c->slot != NULL)
+		limits_refund(c->slot, kind, cap);
+	buffers_put(c->svc->buffers, buf, cap);
+}
+
+/* Answers and the copies deferred requests keep. */
+uint8_t *conn_buf_get(struct conn *c, size_t *cap)
+{
+	return buf_get(c, cap, LIMITS_OUT);
+}
+
+void conn_buf_put(struct conn *c, uint8_t *buf, size_t cap)
+{
+	buf_put(c, buf, cap, LIMITS_OUT);
+}
+
+const struct identity *conn_identity(const struct conn *c)
+{
+	return &c->id;
+}
+
+struct limits_slot *conn_slot(struct conn *c)
+{
+	return c->slot;
+}
+
+struct conn_refusals *conn_refusals(struct conn *c)
+{
+	return &c->refusals;
+}
+
+bool conn_closing(const struct conn *c)
+{
+	return c->state == CONN_CLOSING;
+}
+
+void conn_set_stream(struct conn *c)
+{
+	c->stream = true;
+}
+
+size_t conn_queued(const struct conn *c)
+{
+	return c->nreplies;
+}
+
+/* ---- the ready list: one frame a connection a turn ------------------------ */
+
+static void unready(struct conn *c)
+{
+	if (!c->on_ready)
+		return;
+	TAILQ_REMOVE(&c->svc->ready, c, ready_link);
+	c->on_ready = false;
+}
+
+static void on_ready(uv_idle_t *h)
+{
+	struct services *svc = h->data;
+	struct conn_list batch = TAILQ_HEAD_INITIALIZER(batch);
+	struct conn *c;
+
+	/* Only those queued before this turn: each gets one frame. */
+	TAILQ_CONCAT(&batch, &svc->ready, ready_link);
+	while ((c = TAILQ_FIRST(&batch)) != NULL) {
+		TAILQ_REMOVE(&batch, c, ready_link);
+		c->on_ready = false;
+		process_input(c);
+	}
+	if (TAILQ_EMPTY(&svc->ready))
+		(void)uv_idle_stop(&svc->ready_idle);
+}
+
+static void make_ready(struct conn *c)
+{
+	struct services *svc = c->svc;
+
+	if (c->on_ready)
+		return;
+	TAILQ_INSERT_TAIL(&svc->ready, c, ready_link);
+	c->on_ready = true;
+	/* Starting an initialised idle handle cannot fail. */
+	(void)uv_idle_start(&svc->ready_idle, on_ready);
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+/* The frame at the head of the input is all there (or its header is bad). */
+static bool whole_frame(const struct conn *c)
+{
+	uint32_t len;
+
+	if (c->in_len < WIRE_HEADER_SIZE)
+		return false;
+	if (wire_frame_length(c->in, WIRE_MAX_REQUEST, &len) != 0)
+		return true;
+	return c->in_len >= WIRE_HEADER_SIZE + (size_t)len;
+}
+
+static bool takes_requests(const struct conn *c)
+{
+	return !c->eof && (c->state == CONN_OPEN || c->state == CONN_DECIDING);
+}
+
+/*
+ * A connection that will take no more (the peer shut down its side, or the
+ * broker is draining it) closes once its whole frames are answered.
+ */
+static bool finished(const struct conn *c)
+{
+	if (!c->eof && c->state != CONN_DRAINING)
+		return false;
+	if (c->state == CONN_DECIDING || c->nreplies > 0)
+		return false;
+	return c->state != CONN_OPEN || !whole_frame(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+/*
+ * Read while a request may come: not past a whole frame that waits (so
+ * the buffer stays one frame and a bit), not while answers pile up unread.
+ * A connection that asks one question at a time is never stopped.
+ */
+static void update_reading(struct conn *c)
+{
+	bool want = takes_requests(c) && c->nreplies < MAX_REPLIES && !whole_frame(c);
+
+	if (want && !c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) == 0)
+			c->reading = true;
+	} else if (!want && c->reading) {
+		(void)uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = false;
+	}
+}
+
+/*
+ * Room for the next read: a small buffer to start, grown (doubling) as the
+ * bytes of a larger frame arrive, never past the frame its header declares.
+ * -1 when there is none to give.
+ */
+static int in_reserve(struct conn *c)
+{
+	size_t want = BUFFERS_SMALL, cap = BUFFERS_SMALL;
+	uint32_t len;
+	uint8_t *bigger;
+
+	if (c->in != NULL) {
+		if (c->in_len < c->in_cap)
+			return 0;
+		if (c->in_len >= WIRE_HEADER_SIZE &&
+		    wire_frame_length(c->in, WIRE_MAX_REQUEST, &len) == 0)
+			want = WIRE_HEADER_SIZE + (size_t)len;
+		if (want <= c->in_cap)
+			return -1;
+		cap = c->in_cap * 2 < want ? c->in_cap * 2 : want;
+	}
+	bigger = buf_get(c, &cap, LIMITS_IN);
+	if (bigger == NULL)
+		return -1;
+	if (c->in != NULL) {
+		memcpy(bigger, c->in, c->in_len);
+		buf_put(c, c->in, c->in_cap, LIMITS_IN);
+	}
+	c->in = bigger;
+	c->in_cap = cap;
+	return 0;
+}
+
+/* An idle connection holds no buffer (thousands may be open). */
+static void in_release_if_empty(struct conn *c)
+{
+	if (c->in_len != 0 || c->in == NULL)
+		return;
+	buf_put(c, c->in, c->in_cap, LIMITS_IN);
+	c->in = NULL;
+	c->in_cap = 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = (struct conn *)h;
+
+	(void)suggested;
+	if (in_reserve(c) != 0) {
+		*buf = uv_buf_init(NULL, 0);
+		return;
+	}
+	*buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = (struct conn *)stream;
+
+	(void)buf;
+	if (nread == UV_ENOBUFS) {
+		log_warn("connection from pid %d uid %u: no buffer memory left for its frame, closing",
+			 (int)c->id.pid, (unsigned)c->id.uid);
+		conn_close(c);
+		return;
+	}
+	if (nread == UV_EOF) {
+		/* Whole requests are still answered; a half-sent one is dropped. */
+		c->eof = true;
+		update_reading(c);
+		if (finished(c))
+			conn_close(c);
+		return;
+	}
+	if (nread < 0) {
+		conn_close(c);
+		return;
+	}
+	if (nread == 0) {
+		in_release_if_empty(c);
+		return;
+	}
+	if (c->in_len == 0)
+		c->frame_started_ms = now_ms(c);
+	c->in_len += (size_t)nread;
+	process_input(c);
+}
+
+/* The frame is handled: drop its bytes (wiped), keep what follows. */
+static void consume(struct conn *c, size_t n)
+{
+	size_t rest = c->in_len - n;
+
+	memmove(c->in, c->in + n, rest);
+	sodium_memzero(c->in + rest, c->in_len - rest);
+	c->in_len = rest;
+	c->frame_started_ms = rest > 0 ? now_ms(c) : 0;
+	in_release_if_empty(c);
+}
+
+/* The stream cannot be trusted past a bad length: answer, drop the rest, close. */
+static void refuse_framing(struct conn *c, int rc)
+{
+	c->state = CONN_DRAINING;
+	consume(c, c->in_len);
+	request_refuse_framing(c->svc, c, rc);
+}
+
+/* Take the next request if one is whole and the connection may take it. */
+static void process_input(struct conn *c)
+{
+	uint32_t len;
+	int rc;
+
+	if (c->state == CONN_OPEN && c->nreplies < MAX_REPLIES && whole_frame(c)) {
+		rc = wire_frame_length(c->in, WIRE_MAX_REQUEST, &len);
+		if (rc != 0) {
+			refuse_framing(c, rc);
+		} else {
+			/* c outlives this: its handle's reference goes only in on_closed. */
+			c->state = CONN_DECIDING;
+			if (request_handle(c->svc, c, c->in + WIRE_HEADER_SIZE, len) == OP_DONE &&
+			    c->state == CONN_DECIDING)
+				c->state = CONN_OPEN;
+			if (c->state != CONN_CLOSING)
+				consume(c, WIRE_HEADER_SIZE + (size_t)len);
+			c->active_ms = now_ms(c);
+			if (c->state == CONN_OPEN && whole_frame(c))
+				make_ready(c);
+		}
+	}
+	if (c->state == CONN_CLOSING)
+		return;
+	if (finished(c))
+		conn_close(c);
+	else
+		update_reading(c);
+}
+
+void conn_request_decided(struct conn *c)
+{
+	if (c->state != CONN_DECIDING)
+		return;
+	c->state = c->svc->stopping ? CONN_DRAINING : CONN_OPEN;
+	c->active_ms = now_ms(c);
+	if (finished(c)) {
+		conn_close(c);
+		return;
+	}
+	/* Never inside someone else's callback: the next frame waits a turn. */
+	if (whole_frame(c))
+		make_ready(c);
+	else
+		update_reading(c);
+}
+
+/* ---- replies ---------------------------------------------------------------- */
+
+struct reply *conn_reply_new(struct conn *c, uint8_t type)
+{
+	struct reply *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->conn = c;
+	r->type = type;
+	r->resp.type = type;
+	r->state = REPLY_DECIDING;
+	TAILQ_INSERT_TAIL(&c->replies, r, link);
+	c->nreplies++;
+	conn_ref(c);
+	return r;
+}
+
+/* The reply is written (or never will be): free it and what it holds. */
+static void reply_free(struct reply *r)
+{
+	struct conn *c = r->conn;
+
+	TAILQ_REMOVE(&c->replies, r, link);
+	c->nreplies--;
+	reply_drop_content(r);
+	buf_put(c, r->out, r->out_cap, LIMITS_OUT);
+	free(r);
+	conn_unref(c);
+}
+
+static void after_reply(struct conn *c, bool close_after)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	if (close_after || finished(c)) {
+		conn_close(c);
+		return;
+	}
+	/* Room in the queue again: a waiting frame gets its turn. */
+	if (c->state == CONN_OPEN && whole_frame(c))
+		make_ready(c);
+	update_reading(c);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct reply *r = req->data;
+	struct conn *c = r->conn;
+	bool close_after = r->close_after || status < 0;
+
+	conn_ref(c);
+	c->writing--;
+	c->write_started_ms = now_ms(c);
+	reply_free(r);
+	after_reply(c, close_after);
+	conn_unref(c);
+}
+
+/* Hand r to the socket: at once if nothing else is queued in libuv. */
+static int start_write(struct conn *c, struct reply *r)
+{
+	uv_buf_t buf = uv_buf_init((char *)r->out, (unsigned)r->out_len);
+	int w = 0;
+
+	if (c->writing == 0) {
+		w = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
+		if (w == (int)r->out_len)
+			return 1; /* all written */
+		if (w < 0 && w != UV_EAGAIN)
+			return w;
+		if (w < 0)
+			w = 0;
+		buf.base += w;
+		buf.len -= (unsigned)w;
+		c->write_started_ms = now_ms(c);
+	}
+	r->wreq.data = r;
+	w = uv_write(&r->wreq, (uv_stream_t *)&c->pipe, &buf, 1, on_write);
+	if (w != 0)
+		return w;
+	r->state = REPLY_WRITING;
+	c->writing++;
+	return 0;
+}
+
+/* Write every ready reply, in order, up to the first one still undecided. */
+static void pump(struct conn *c)
+{
+	struct reply *r = TAILQ_FIRST(&c->replies);
+
+	conn_ref(c);
+	while (r != NULL && c->state != CONN_CLOSING) {
+		struct reply *next = TAILQ_NEXT(r, link);
+		bool close_after = r->close_after;
+		int rc;
+
+		if (r->state == REPLY_WRITING) {
+			r = next;
+			continue;
+		}
+		if (r->state != REPLY_READY)
+			break;
+		rc = start_write(c, r);
+		if (rc < 0) {
+			conn_close(c);
+			break;
+		}
+		if (rc == 1) {
+			reply_free(r);
+			after_reply(c, close_after);
+		}
+		r = next;
+	}
+	conn_unref(c);
+}
+
+void conn_reply_ready(struct reply *r)
+{
+	struct conn *c = r->conn;
+
+	if (c->state == CONN_CLOSING) {
+		reply_free(r);
+		return;
+	}
+	r->state = REPLY_READY;
+	if (r->close_after && c->state != CONN_DECIDING)
+		c->state = CONN_DRAINING;
+	pump(c);
+}
+
+/* ---- lifetime --------------------------------------------------------------- */
+
+static void on_closed(uv_handle_t *h)
+{
+	conn_unref((struct conn *)h);
+}
+
+void conn_close(struct conn *c)
+{
+	struct services *svc = c->svc;
+	struct reply *r, *next;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	c->state = CONN_CLOSING;
+	request_end_refusals(svc, c);
+	unready(c);
+	TAILQ_REMOVE(&svc->conns, c, link);
+	svc->nconns--;
+	/*
+	 * Replies not yet handed to the socket go now; those still being
+	 * decided are freed when they are (a put's change is recorded all the
+	 * same), those being written when libuv cancels their write.
+	 */
+	TAILQ_FOREACH_SAFE(r, &c->replies, link, next) {
+		if (r->state == REPLY_AUDITING)
+			gate_forget(svc->gate, &r->gate);
+		if (r->state == REPLY_READY || r->state == REPLY_AUDITING)
+			reply_free(r);
+	}
+	uv_close((uv_handle_t *)&c->pipe, on_closed);
+}
+
+int conn_start(struct services *svc, int fd, struct identity *id)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (c == NULL) {
+		close(fd);
+		identity_clear(id);
+		return -ENOMEM;
+	}
+	c->svc = svc;
+	TAILQ_INIT(&c->replies);
+	if ((rc = uv_pipe_init(svc->loop, &c->pipe, 0)) != 0) {
+		free(c);
+		close(fd);
+		identity_clear(id);
+		return rc;
+	}
+	c->id = *id;
+	memset(id, 0, sizeof(*id));
+	c->refs = 1; /* the handle's, dropped in on_closed */
+	c->state = CONN_OPEN;
+	c->active_ms = now_ms(c);
+	TAILQ_INSERT_TAIL(&svc->conns, c, link);
+	svc->nconns++;
+	if ((rc = uv_pipe_open(&c->pipe, fd)) != 0) {
+		close(fd);
+		conn_close(c);
+		return rc;
+	}
+	rc = limits_acquire(svc->limits, c->id.uid, c->id.cgroup, now_ms(c), &c->slot);
+	if (rc != LIMITS_OK) {
+		c->state = CONN_DRAINING;
+		request_refuse_conn(svc, c, rc == LIMITS_TOTAL  ? "too many connections to the broker"
+					    : rc == LIMITS_PEER ? "too many connections from this identity"
+								: "out of memory");
+		return 0;
+	}
+	if (!c->id.established)
+		log_info("connection from pid %d uid %u: identity not established: %s",
+			 (int)c->id.pid, (unsigned)c->id.uid, c->id.problem);
+	update_reading(c);
+	return 0;
+}
+
+/* ---- all connections ---------------------------------------------------------- */
+
+static void sweep_one(struct conn *c, uint64_t now, const struct config *cfg)
+{
+	if (c->writing > 0 && now - c->write_started_ms >= cfg->request_timeout_ms) {
+		/* A peer that does not read its answer holds a value: let go. */
+		log_info("closing connection from pid %d: its answer was not read in time",
+			 (int)c->id.pid);
+		conn_close(c);
+	} else if (c->state == CONN_OPEN && c->in_len > 0 && !whole_frame(c) &&
+		   now - c->frame_started_ms >= cfg->request_timeout_ms) {
+		log_info("closing connection from pid %d: request not completed in time",
+			 (int)c->id.pid);
+		conn_close(c);
+	} else if (c->state == CONN_OPEN && c->in_len == 0 && c->nreplies == 0 && !c->stream &&
+		   now - c->active_ms >= cfg->idle_timeout_ms) {
+		conn_close(c);
+	}
+}
+
+void conns_sweep(struct services *svc)
+{
+	uint64_t now = uv_now(svc->loop);
+	struct conn *c, *next;
+
+	TAILQ_FOREACH_SAFE(c, &svc->conns, link, next)
+		sweep_one(c, now, svc->cfg);
+}
+
+void conns_stop(struct services *svc)
+{
+	struct conn *c, *next;
+
+	TAILQ_FOREACH_SAFE(c, &svc->conns, link, next) {
+		if (c->state == CONN_OPEN && c->nreplies == 0)
+			conn_close(c);
+		else if (c->state == CONN_OPEN)
+			c->state = CONN_DRAINING;
+		/* DECIDING: conn_request_decided sees svc->stopping. */
+		if (c->state != CONN_CLOSING)
+			update_reading(c);
+	}
+}
+
+int conns_init(struct services *svc)
+{
+	int rc;
+
+	TAILQ_INIT(&svc->conns);
+	TAILQ_INIT(&svc->ready);
+	rc = uv_idle_init(svc->loop, &svc->ready_idle);
+	svc->ready_idle.data = svc;
+	return rc;
+}
+
+void conns_close(struct services *svc)
+{
+	if (!uv_is_closing((uv_handle_t *)&svc->ready_idle))
+		uv_close((uv_handle_t *)&svc->ready_idle, NULL);
+}

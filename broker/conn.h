@@ -1,0 +1,67 @@
+/*
+ * A client connection: its socket, the caller's identity, the input buffer
+ * and the queue of replies, written strictly in request order.  Only
+ * conn.c sees struct conn.  A connection is freed in one place: when the
+ * last reference goes (its handle, each reply, each deferred request).
+ */
+#ifndef SECRETD_CONN_H
+#define SECRETD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "identity.h"
+#include "limits.h"
+
+struct conn;
+struct reply;
+struct services;
+
+/* The refusals of one connection not yet recorded (see request.c). */
+struct conn_refusals {
+	unsigned count;
+	uint64_t logged_ms; /* this run last recorded; 0 none */
+};
+
+/*
+ * Serve an accepted socket whose caller is *id (moved into the connection;
+ * *id is cleared).  0, or -errno with fd closed.
+ */
+int conn_start(struct services *svc, int fd, struct identity *id);
+
+const struct identity *conn_identity(const struct conn *c);
+struct limits_slot *conn_slot(struct conn *c);
+struct conn_refusals *conn_refusals(struct conn *c);
+
+void conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+bool conn_closing(const struct conn *c);
+
+/* Guarded buffers, large ones charged to the connection's identity. */
+uint8_t *conn_buf_get(struct conn *c, size_t *cap);
+void conn_buf_put(struct conn *c, uint8_t *buf, size_t cap);
+
+/* The next reply in c's queue, for a request of this type (NULL: no memory). */
+struct reply *conn_reply_new(struct conn *c, uint8_t type);
+/* r is encoded and audited: it goes out once those before it have. */
+void conn_reply_ready(struct reply *r);
+/* The request being decided on c is decided: c may take its next one. */
+void conn_request_decided(struct conn *c);
+/* From now on c is a stream (watch): no idle timeout. */
+void conn_set_stream(struct conn *c);
+/* Replies queued and not yet written (watch coalesces events past a bound). */
+size_t conn_queued(const struct conn *c);
+
+/* The one way a connection ends. */
+void conn_close(struct conn *c);
+
+/* Every second: requests and answers over their time, idle connections. */
+void conns_sweep(struct services *svc);
+/* Shutdown: close every connection with nothing in flight. */
+void conns_stop(struct services *svc);
+/* Set up and tear down the connections' shared handles. */
+int conns_init(struct services *svc);
+void conns_close(struct services *svc);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * Operations on one secret: get (answered at once from the vault), put and
+ * rm (handed to the writer, answered once the commit is durable).  The
+ * request path has already checked the name, the caller and the policy.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "ops.h"
+#include "reply.h"
+#include "request.h"
+#include "services.h"
+#include "writer.h"
+
+enum op_result op_get(struct request *rq)
+{
+	const struct wire_request *req = rq->wire;
+	struct reply *r = rq->reply;
+	struct vault_secret *secret = NULL;
+	int rc = vault_get(rq->svc->vault, (const char *)req->name.ptr, req->name.len,
+			   req->version, &secret);
+
+	if (rc == VAULT_E_NOTFOUND) {
+		request_fail(rq, WIRE_NOT_FOUND, "error", "not found", "not found");
+		return OP_DONE;
+	}
+	if (rc != VAULT_OK) {
+		log_err("get: %.*s: %s", (int)req->name.len, (const char *)req->name.ptr,
+			vault_strerror(rc));
+		request_fail(rq, WIRE_ERROR, "error", vault_strerror(rc), vault_strerror(rc));
+		return OP_DONE;
+	}
+	r->ev.decision = "allow";
+	r->ev.version = secret->version;
+	r->secret = secret;
+	r->resp.status = WIRE_OK;
+	r->resp.version = secret->version;
+	r->resp.value.ptr = secret->data;
+	r->resp.value.len = secret->len;
+	return OP_DONE;
+}
+
+/*
+ * A put or rm on its way through the writer.  It owns a guarded copy of
+ * the name and value: the connection's input buffer moves on meanwhile.
+ */
+struct write_req {
+	struct writer_job job; /* first */
+	struct services *svc;
+	struct conn *conn;     /* a reference: the reply may be gone first */
+	struct reply *reply;
+	unsigned rule;         /* the policy line that permitted it */
+	uint8_t *copy;
+	size_t copy_cap;
+};
+
+static void write_req_free(struct write_req *w)
+{
+	conn_buf_put(w->conn, w->copy, w->copy_cap);
+	conn_unref(w->conn);
+	free(w);
+}
+
+/* "Not found" is only said to a caller that may read the name. */
+static void write_not_found(struct write_req *w, const struct identity *id)
+{
+	const struct vault_op *op = &w->job.op;
+	struct reply *r = w->reply;
+	unsigned ignored;
+	bool may_read = policy_eval(w->svc->policy, id, PERM_READ, op->name, op->name_len,
+				    &ignored);
+
+	reply_error(r, may_read ? WIRE_NOT_FOUND : WIRE_DENIED, "%s",
+		    may_read ? "not found" : "permission denied");
+	r->ev.error = "not found";
+}
+
+/* The commit is done: record it (even if the caller has gone), answer. */
+static void write_done(struct writer_job *job)
+{
+	struct write_req *w = (struct write_req *)(void *)job;
+	const struct vault_op *op = &job->op;
+	struct reply *r = w->reply;
+
+	r->ev.name = op->name;
+	r->ev.name_len = op->name_len;
+	/* The rule that let it through, even if a reload has changed the policy. */
+	r->ev.rule = w->rule;
+	if (op->result == VAULT_OK) {
+		r->ev.decision = "allow";
+		r->resp.status = WIRE_OK;
+		r->resp.version = op->version;
+		if (op->kind == VAULT_OP_DELETE)
+			r->ev.count = op->version;
+		else
+			r->ev.version = op->version;
+	} else if (op->result == VAULT_E_NOTFOUND) {
+		write_not_found(w, r->ev.who);
+	} else {
+		log_err("%s: %.*s: %s", r->ev.op, (int)op->name_len, op->name,
+			vault_strerror(op->result));
+		reply_error(r, WIRE_ERROR, "%s", vault_strerror(op->result));
+		r->ev.error = vault_strerror(op->result);
+	}
+	request_decided(w->svc, r);
+	write_req_free(w);
+}
+
+static enum op_result submit_write(struct request *rq, enum vault_op_kind kind)
+{
+	const struct wire_request *req = rq->wire;
+	size_t need = req->name.len + req->value.len;
+	struct write_req *w = calloc(1, sizeof(*w));
+
+	if (w != NULL) {
+		w->copy_cap = need;
+		w->copy = conn_buf_get(rq->conn, &w->copy_cap);
+	}
+	if (w == NULL || w->copy == NULL) {
+		free(w);
+		request_fail(rq, WIRE_ERROR, "error", "out of memory", "out of memory");
+		return OP_DONE;
+	}
+	memcpy(w->copy, req->name.ptr, req->name.len);
+	if (req->value.len > 0)
+		memcpy(w->copy + req->name.len, req->value.ptr, req->value.len);
+	w->svc = rq->svc;
+	w->conn = rq->conn;
+	conn_ref(w->conn);
+	w->reply = rq->reply;
+	w->rule = rq->reply->ev.rule;
+	w->job.done = write_done;
+	w->job.op = (struct vault_op){
+		.kind = kind,
+		.name = (const char *)w->copy,
+		.name_len = req->name.len,
+		.value = w->copy + req->name.len,
+		.value_len = req->value.len,
+	};
+	writer_submit(rq->svc->writer, &w->job);
+	return OP_DEFERRED;
+}
+
+enum op_result op_put(struct request *rq)
+{
+	unsigned max = rq->svc->cfg->max_secret_size;
+
+	if (rq->wire->value.len > max) {
+		char msg[REPLY_MESSAGE_MAX];
+
+		snprintf(msg, sizeof(msg),
+			 "value too large: %zu bytes, the broker's max-secret-size is %u",
+			 rq->wire->value.len, max);
+		request_fail(rq, WIRE_INVALID, "error", "value too large", msg);
+		return OP_DONE;
+	}
+	return submit_write(rq, VAULT_OP_PUT);
+}
+
+enum op_result op_delete(struct request *rq)
+{
+	return submit_write(rq, VAULT_OP_DELETE);
+}
