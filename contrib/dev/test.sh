@@ -2,7 +2,7 @@
 # Run every test: install what is missing, build, and run the whole ctest
 # suite (unit, integration as root with real cgroups and runc containers),
 # then again built with ASan + UBSan, then each fuzzer for a bounded time.
-#   SECRETD_TEST_QUICK=1   skip the sanitizer and fuzzing passes
+#   SECRETD_TEST_QUICK=1   skip the clang, fortify, sanitizer and fuzzing passes
 #   SECRETD_FUZZ_SECONDS=N seconds per fuzzer (default 60)
 set -euo pipefail
 
@@ -20,6 +20,17 @@ cmake --build "$top/build" -j"$jobs"
 (cd "$top/build" && ctest --output-on-failure --timeout 600)
 
 [ "${SECRETD_TEST_QUICK:-0}" = 1 ] && exit 0
+
+# The builds an operator will try: clang for the whole tree, and the
+# fortify level current distributions default to.  Unit tests run on each.
+step "build with clang, and with _FORTIFY_SOURCE=3 (unit tests)"
+CC=clang cmake -S "$top" -B "$top/build-clang" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$top/build-clang" -j"$jobs"
+(cd "$top/build-clang" && ctest -L unit --output-on-failure)
+cmake -S "$top" -B "$top/build-fortify3" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_FLAGS="-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3" >/dev/null
+cmake --build "$top/build-fortify3" -j"$jobs"
+(cd "$top/build-fortify3" && ctest -L unit --output-on-failure)
 
 step "build and test with ASan + UBSan"
 cmake -S "$top" -B "$top/build-asan" -DCMAKE_BUILD_TYPE=Debug -DSECRETD_SANITIZE=ON >/dev/null
