@@ -69,15 +69,9 @@ struct inject {
 /* An octal mode, digits 0-7 only, at most 0777: no set-id or sticky bits. */
 static bool parse_mode(const char *s, mode_t *mode)
 {
-	unsigned long v;
-	char *end = NULL;
-	size_t len = strlen(s);
+	uint64_t v;
 
-	if (len == 0 || len > 4 || strspn(s, "01234567") != len)
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 8);
-	if (errno != 0 || *end != '\0' || v > 0777)
+	if (strlen(s) > 4 || !ctl_parse_number(s, 8, 0, 0777, &v))
 		return false;
 	*mode = (mode_t)v;
 	return true;
@@ -263,6 +257,7 @@ static int write_all_files(struct inject *in)
 
 	/* A stop request waits until every file is placed or rolled back. */
 	afile_signals_hold(&saved);
+	afile_sweep(in->dirfd);
 	/* Everything that can fail for lack of space or rights happens before any rename. */
 	for (size_t i = 0; err == 0 && i < in->ntargets; i++) {
 		t = &in->targets[i];
