@@ -28,8 +28,10 @@ static const struct {
 } subcommands[] = {
 	{ "get", cmd_get, "get NAME [-o FILE] [--version N]",
 	  "print a secret's value, byte-exact (or write it to FILE, mode 0400)" },
-	{ "put", cmd_put, "put NAME [--from-file FILE]",
-	  "store a new version from stdin (or FILE); prints the version number" },
+	{ "put", cmd_put,
+	  "put NAME [--from-file FILE | --generate N [--charset base64|hex|alnum]]",
+	  "store a new version from stdin (or FILE, or N random characters);"
+	  " prints the version number" },
 	{ "list", cmd_list, "list [GLOB]", "the names you may list, sorted, one a line" },
 	{ "rm", cmd_rm, "rm NAME", "delete a secret, every version" },
 	{ "whoami", cmd_whoami, "whoami", "your identity as the broker sees it" },
