@@ -36,8 +36,15 @@ static const struct {
 	{ "rm", cmd_rm, "rm NAME", "delete a secret, every version" },
 	{ "whoami", cmd_whoami, "whoami", "your identity as the broker sees it" },
 	{ "inject", cmd_inject,
-	  "inject --dir DIR [--owner UID:GID] [--mode MODE] [--allow-disk] NAME[=FILE]...",
+	  "inject --dir DIR [--owner UID:GID] [--mode MODE] [--allow-disk]"
+	  " [--watch [--on-change CMD] [--signal SIG --pid-file FILE]] NAME[=FILE]...",
 	  "fetch every NAME, then write each to DIR/FILE; all or nothing" },
+	{ "watch", cmd_watch, "watch PATTERN...",
+	  "print NAME VERSION for each readable match, then each change as it happens" },
+	{ "exec", cmd_exec,
+	  "exec [--env VAR=NAME]... [--dir DIR NAME[=FILE]...] [--watch [--restart | --signal SIG]]"
+	  " -- CMD [ARG...]",
+	  "fetch every secret, then run CMD with them in its environment or files" },
 	{ "ping", cmd_ping, "ping", "check that the broker answers" },
 };
 
