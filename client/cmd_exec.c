@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,6 +58,7 @@ struct exec {
 	char **cmd;          /* CMD [ARG...], NULL-terminated */
 	sigset_t childmask;  /* the mask to restore in CMD */
 	pid_t pid;
+	pid_t parent;        /* our pid, for the child's check after PR_SET_PDEATHSIG */
 	int pidfd;
 	enum child_state state;
 	long long kill_at;   /* CHILD_STOPPING: SIGKILL then */
@@ -305,6 +307,7 @@ static int spawn(struct exec *x)
 
 	if (rc != EXIT_OK)
 		goto out;
+	x->parent = getpid();
 	x->pid = fork();
 	if (x->pid < 0) {
 		ctl_err("exec: fork: %s", strerror(errno));
@@ -315,6 +318,9 @@ static int spawn(struct exec *x)
 		char **env = child_env(x);
 
 		sigprocmask(SIG_SETMASK, &x->childmask, NULL);
+		/* A supervisor killed outright must not leave CMD running unsupervised. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != x->parent)
+			_exit(EXIT_ERROR);
 		if (env == NULL) {
 			ctl_err("exec: out of memory");
 			_exit(EXIT_ERROR);
