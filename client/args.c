@@ -8,20 +8,36 @@
 
 #include "secretctl.h"
 
-bool ctl_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+/*
+ * The one number parser of the client: digits of the base only (strtoull
+ * alone would take "-1", " 7", "+7" and "0x7"), at most 20 of them, in
+ * [min, max].
+ */
+bool ctl_parse_number(const char *s, int base, uint64_t min, uint64_t max, uint64_t *out)
 {
+	const char *digits = base == 8 ? "01234567" : "0123456789";
 	unsigned long long v;
 	char *end = NULL;
+	size_t len;
 
-	/* strtoull alone would take "-1", " 7" and "+7"; digits only. */
-	if (s == NULL || s[0] < '0' || s[0] > '9')
+	if (s == NULL || (base != 8 && base != 10))
 		return false;
-	for (const char *p = s; *p != '\0'; p++)
-		if (*p < '0' || *p > '9')
-			return false;
+	len = strlen(s);
+	if (len == 0 || len > 20 || strspn(s, digits) != len)
+		return false;
 	errno = 0;
-	v = strtoull(s, &end, 10);
+	v = strtoull(s, &end, base);
 	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return false;
+	*out = (uint64_t)v;
+	return true;
+}
+
+bool ctl_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint64_t v;
+
+	if (!ctl_parse_number(s, 10, min, max, &v))
 		return false;
 	*out = (uint32_t)v;
 	return true;

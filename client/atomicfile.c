@@ -1,6 +1,7 @@
 /* Files that appear atomically, through a directory descriptor. */
 #include "atomicfile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -113,33 +114,65 @@ out:
 	return rc;
 }
 
-/* Link the unnamed file under a fresh temporary name (linkat never replaces). */
-static int link_unnamed(struct afile *f)
+/* The unnamed file is named now: its descriptor is no longer needed. */
+static int linked(struct afile *f)
 {
-	char proc[40];
-	int rc = -EEXIST;
+	int rc;
 
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-	for (int i = 0; i < TMPNAME_TRIES && rc == -EEXIST; i++) {
-		random_tmpname(f);
-		rc = linkat(AT_FDCWD, proc, f->dirfd, f->tmpname, AT_SYMLINK_FOLLOW) == 0 ? 0 : -errno;
-	}
-	if (rc != 0)
-		return rc;
-	f->exists = true;
 	f->unnamed = false;
 	rc = close(f->fd) == 0 ? 0 : -errno;
 	f->fd = -1;
 	return rc;
 }
 
+/*
+ * Link the unnamed file under `name`: 0, -EEXIST when the name is taken
+ * (linkat never replaces, and never follows a link at the new name), or
+ * another -errno.
+ */
+static int link_unnamed_as(struct afile *f, const char *name)
+{
+	char proc[40];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+	return linkat(AT_FDCWD, proc, f->dirfd, name, AT_SYMLINK_FOLLOW) == 0 ? 0 : -errno;
+}
+
+/* Link the unnamed file under a fresh temporary name. */
+static int link_unnamed(struct afile *f)
+{
+	int rc = -EEXIST;
+
+	for (int i = 0; i < TMPNAME_TRIES && rc == -EEXIST; i++) {
+		random_tmpname(f);
+		rc = link_unnamed_as(f, f->tmpname);
+	}
+	if (rc != 0)
+		return rc;
+	f->exists = true;
+	return linked(f);
+}
+
 int afile_commit(struct afile *f, const char *name)
 {
 	int rc;
 
-	if (f->unnamed && (rc = link_unnamed(f)) != 0) {
-		f->failed = "linking the file into the directory";
-		return rc;
+	if (f->unnamed) {
+		/*
+		 * A free name is taken in one step, so no temporary name ever
+		 * holds the value: a SIGKILL leaves either nothing or the
+		 * whole file.  Only a name already taken needs the temporary
+		 * name and a rename over it (linkat cannot replace).
+		 */
+		rc = link_unnamed_as(f, name);
+		if (rc == 0)
+			return linked(f);
+		if (rc == -EEXIST)
+			rc = link_unnamed(f);
+		if (rc != 0) {
+			f->failed = "linking the file into the directory";
+			return rc;
+		}
 	}
 	if (renameat(f->dirfd, f->tmpname, f->dirfd, name) != 0) {
 		f->failed = "renaming into place";
@@ -157,6 +190,37 @@ void afile_discard(struct afile *f)
 	if (f->exists)
 		(void)unlinkat(f->dirfd, f->tmpname, 0); /* nothing more to do if it fails */
 	f->exists = false;
+}
+
+/* ".secretctl-" and exactly 16 lower-case hex digits: a name random_tmpname made. */
+static bool is_tmpname(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len == 11 + 16 && strncmp(name, ".secretctl-", 11) == 0 &&
+	       strspn(name + 11, "0123456789abcdef") == 16;
+}
+
+void afile_sweep(int dirfd)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		/* unlinkat removes a link itself, never its target; a directory fails. */
+		if (is_tmpname(de->d_name))
+			(void)unlinkat(dirfd, de->d_name, 0);
+	}
+	closedir(d);
 }
 
 void afile_signals_hold(sigset_t *saved)

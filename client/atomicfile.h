@@ -1,9 +1,13 @@
 /*
  * A file that appears whole or not at all: written as an unnamed O_TMPFILE
  * in its directory (opened relative to a directory descriptor), given its
- * owner and mode, synced, then linked under a random temporary name and at
- * once renamed over the final name.  A process killed before the commit,
- * even by SIGKILL, leaves nothing behind: the kernel frees an unnamed file.
+ * owner and mode, synced, then linked under its final name in one step
+ * when that name is free; only a name already taken goes through a random
+ * temporary name renamed over it at once.  A process killed before the
+ * commit, even by SIGKILL, leaves nothing behind: the kernel frees an
+ * unnamed file.  A SIGKILL inside the one window left (a taken name,
+ * between the link and the rename) leaves a ".secretctl-" name, which the
+ * next run in that directory removes (afile_sweep).
  * Where O_TMPFILE is unsupported (or /proc, which linking it needs, is not
  * mounted) the file is written under the temporary name from the start,
  * created with O_CREAT|O_EXCL|O_NOFOLLOW.  Either way no symbolic link is
@@ -49,6 +53,13 @@ int afile_fill(struct afile *f, const uint8_t *data, size_t len, const struct af
 
 /* Give the finished file `name` in the same directory, replacing what is there. */
 int afile_commit(struct afile *f, const char *name);
+
+/*
+ * Remove the temporary names a killed run left in dirfd (".secretctl-" and
+ * 16 hex digits, nothing else).  Best effort: failures are ignored.  Two
+ * runs writing one directory at the same moment are not supported.
+ */
+void afile_sweep(int dirfd);
 
 /* Close and remove the temporary file, if any is left; safe to call twice. */
 void afile_discard(struct afile *f);

@@ -56,6 +56,7 @@ static int write_to_file(const char *context, const char *path, const struct wir
 	}
 	afile_signals_hold(&saved);
 	held = true;
+	afile_sweep(dirfd);
 	err = afile_create(&f, dirfd);
 	if (err == 0)
 		err = afile_fill(&f, value->ptr, value->len, &attrs);

@@ -24,6 +24,9 @@
  * renameat and unlinkat; temporary files are created with O_EXCL|O_NOFOLLOW
  * and the final names are never opened, so no symbolic link under DIR is
  * ever followed (a link at a final name is replaced, its target untouched).
+ *
+ * --watch makes it a sidecar (inject_watch.c): the set is written in
+ * kubelet's layout (atomicdir.h) and replaced as one on every change.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,41 +46,19 @@
 
 #include "atomicfile.h"
 #include "conn.h"
+#include "inject.h"
 #include "secretctl.h"
+#include "sigs.h"
 
 #define DEFAULT_MODE 0400
 #define CONTEXT_SIZE 300
 
-struct target {
-	char *name;       /* the secret's name */
-	char *file;       /* the file's name in DIR */
-	uint8_t *value;   /* sodium_malloc, once fetched */
-	size_t len;
-	struct afile tmp; /* the file while it is being written */
-	bool placed;      /* renamed into place by this run */
-};
-
-struct inject {
-	const char *dir;
-	struct afile_attrs attrs;
-	bool allow_disk;
-	int dirfd;
-	struct target *targets;
-	size_t ntargets;
-};
-
 /* An octal mode, digits 0-7 only, at most 0777: no set-id or sticky bits. */
 static bool parse_mode(const char *s, mode_t *mode)
 {
-	unsigned long v;
-	char *end = NULL;
-	size_t len = strlen(s);
+	uint64_t v;
 
-	if (len == 0 || len > 4 || strspn(s, "01234567") != len)
-		return false;
-	errno = 0;
-	v = strtoul(s, &end, 8);
-	if (errno != 0 || *end != '\0' || v > 0777)
+	if (strlen(s) > 4 || !ctl_parse_number(s, 8, 0, 0777, &v))
 		return false;
 	*mode = (mode_t)v;
 	return true;
@@ -108,20 +89,20 @@ static bool parse_owner(const char *s, uid_t *uid, gid_t *gid)
 }
 
 /* NAME or NAME=FILE into t; EXIT_OK or EXIT_USAGE with the message printed. */
-static int parse_target(const char *arg, struct target *t)
+static int parse_target(const char *cmd, const char *arg, struct target *t)
 {
 	const char *eq = strchr(arg, '=');
 	size_t nlen = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
 	const char *why;
 
 	if (!name_valid(arg, nlen, &why)) {
-		ctl_err("inject: invalid name: %s", why);
+		ctl_err("%s: invalid name: %s", cmd, why);
 		return EXIT_USAGE;
 	}
 	t->name = strndup(arg, nlen);
 	t->file = eq != NULL ? strdup(eq + 1) : strndup(arg, nlen);
 	if (t->name == NULL || t->file == NULL) {
-		ctl_err("inject: out of memory");
+		ctl_err("%s: out of memory", cmd);
 		return EXIT_ERROR;
 	}
 	if (eq == NULL) {
@@ -130,17 +111,22 @@ static int parse_target(const char *arg, struct target *t)
 				*p = '_';
 	}
 	if (!afile_name_valid(t->file, &why)) {
-		ctl_err("inject: %s: %s", t->name, why);
+		ctl_err("%s: %s: %s", cmd, t->name, why);
+		return EXIT_USAGE;
+	}
+	/* The layout's own names ("..data", the set directories) are not files. */
+	if (strncmp(t->file, "..", 2) == 0) {
+		ctl_err("%s: %s: a file name may not start with '..'", cmd, t->name);
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
 }
 
-static int parse_targets(struct inject *in, char **ops, int nops)
+int inject_parse_targets(struct inject *in, const char *cmd, char **ops, int nops)
 {
-	in->targets = calloc((size_t)nops, sizeof(*in->targets));
+	in->targets = calloc((size_t)nops > 0 ? (size_t)nops : 1, sizeof(*in->targets));
 	if (in->targets == NULL) {
-		ctl_err("inject: out of memory");
+		ctl_err("%s: out of memory", cmd);
 		return EXIT_ERROR;
 	}
 	for (int i = 0; i < nops; i++) {
@@ -148,12 +134,12 @@ static int parse_targets(struct inject *in, char **ops, int nops)
 		int rc;
 
 		t->tmp.fd = -1;
-		rc = parse_target(ops[i], t);
+		rc = parse_target(cmd, ops[i], t);
 		if (rc != EXIT_OK)
 			return rc;
 		for (size_t k = 0; k + 1 < in->ntargets; k++) {
 			if (strcmp(in->targets[k].file, t->file) == 0) {
-				ctl_err("inject: %s and %s would both be written to %s",
+				ctl_err("%s: %s and %s would both be written to %s", cmd,
 					in->targets[k].name, t->name, t->file);
 				return EXIT_USAGE;
 			}
@@ -162,8 +148,7 @@ static int parse_targets(struct inject *in, char **ops, int nops)
 	return EXIT_OK;
 }
 
-/* Open DIR itself without following a link, and insist on memory-backed storage. */
-static int open_dir(struct inject *in)
+int inject_open_dir(struct inject *in)
 {
 	struct statfs sfs;
 
@@ -173,7 +158,7 @@ static int open_dir(struct inject *in)
 	int err;
 
 	if (path == NULL) {
-		ctl_err("inject: out of memory");
+		ctl_err("%s: out of memory", in->cmd);
 		return EXIT_ERROR;
 	}
 	/* A trailing '/' would make the kernel follow a link that DIR itself is. */
@@ -187,41 +172,43 @@ static int open_dir(struct inject *in)
 	free(path);
 	if (in->dirfd < 0) {
 		if (err == ELOOP)
-			ctl_err("inject: %s: is a symbolic link; give the real directory", in->dir);
+			ctl_err("%s: %s: is a symbolic link; give the real directory", in->cmd, in->dir);
 		else
-			ctl_err("inject: %s: %s", in->dir, strerror(err));
+			ctl_err("%s: %s: %s", in->cmd, in->dir, strerror(err));
 		return EXIT_ERROR;
 	}
 	if (in->allow_disk)
 		return EXIT_OK;
 	if (fstatfs(in->dirfd, &sfs) != 0) {
-		ctl_err("inject: %s: cannot tell its file system: %s", in->dir, strerror(errno));
+		ctl_err("%s: %s: cannot tell its file system: %s", in->cmd, in->dir, strerror(errno));
 		return EXIT_ERROR;
 	}
 	if ((unsigned long)sfs.f_type != TMPFS_MAGIC && (unsigned long)sfs.f_type != RAMFS_MAGIC) {
-		ctl_err("inject: %s is not on tmpfs or ramfs (file system type 0x%lx): "
-			"secrets would be written to disk; mount a tmpfs there or pass --allow-disk",
+		ctl_err("%s: %s is not on tmpfs or ramfs (file system type 0x%lx): "
+			"secrets would be written to disk; mount a tmpfs there or pass --allow-disk", in->cmd,
 			in->dir, (unsigned long)sfs.f_type);
 		return EXIT_ERROR;
 	}
 	return EXIT_OK;
 }
 
-/* Every secret over one connection, each copied into its own locked buffer. */
-static int fetch_all(struct inject *in)
+int inject_fetch(struct target *targets, size_t n, const char *cmd)
 {
 	struct conn c = { .fd = -1 };
 	char context[CONTEXT_SIZE];
 	int rc;
 
+	inject_drop_values(targets, n);
+	if (n == 0)
+		return EXIT_OK;
 	rc = conn_open(&c);
-	for (size_t i = 0; rc == EXIT_OK && i < in->ntargets; i++) {
-		struct target *t = &in->targets[i];
+	for (size_t i = 0; rc == EXIT_OK && i < n; i++) {
+		struct target *t = &targets[i];
 		struct wire_request req = { .type = WIRE_GET };
 
 		req.name.ptr = (const uint8_t *)t->name;
 		req.name.len = strlen(t->name);
-		snprintf(context, sizeof(context), "inject %s", t->name);
+		snprintf(context, sizeof(context), "%s %s", cmd, t->name);
 		rc = conn_request(&c, &req, context);
 		if (rc != EXIT_OK)
 			break;
@@ -235,10 +222,23 @@ static int fetch_all(struct inject *in)
 		if (c.resp.value.len > 0)
 			memcpy(t->value, c.resp.value.ptr, c.resp.value.len);
 		t->len = c.resp.value.len;
+		t->version = c.resp.version;
 		conn_release(&c);
 	}
 	conn_close(&c);
+	/* All or nothing: a set fetched in part is no set. */
+	if (rc != EXIT_OK)
+		inject_drop_values(targets, n);
 	return rc;
+}
+
+void inject_drop_values(struct target *targets, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		sodium_free(targets[i].value); /* wipes before it unmaps */
+		targets[i].value = NULL;
+		targets[i].len = 0;
+	}
 }
 
 /* Undo this run: temporary files removed, files already placed unlinked. */
@@ -249,13 +249,13 @@ static void roll_back(struct inject *in)
 
 		afile_discard(&t->tmp);
 		if (t->placed && unlinkat(in->dirfd, t->file, 0) != 0)
-			ctl_err("inject: %s/%s: removing it again: %s", in->dir, t->file,
+			ctl_err("%s: %s/%s: removing it again: %s", in->cmd, in->dir, t->file,
 				strerror(errno));
 		t->placed = false;
 	}
 }
 
-static int write_all_files(struct inject *in)
+int inject_write_files(struct inject *in)
 {
 	struct target *t = NULL;
 	sigset_t saved;
@@ -263,6 +263,7 @@ static int write_all_files(struct inject *in)
 
 	/* A stop request waits until every file is placed or rolled back. */
 	afile_signals_hold(&saved);
+	afile_sweep(in->dirfd);
 	/* Everything that can fail for lack of space or rights happens before any rename. */
 	for (size_t i = 0; err == 0 && i < in->ntargets; i++) {
 		t = &in->targets[i];
@@ -277,9 +278,9 @@ static int write_all_files(struct inject *in)
 	}
 	if (err == 0 && fsync(in->dirfd) != 0) {
 		err = -errno;
-		ctl_err("inject: %s: syncing the directory: %s", in->dir, strerror(-err));
+		ctl_err("%s: %s: syncing the directory: %s", in->cmd, in->dir, strerror(-err));
 	} else if (err != 0) {
-		ctl_err("inject: %s/%s: %s: %s", in->dir, t->file, t->tmp.failed, strerror(-err));
+		ctl_err("%s: %s/%s: %s: %s", in->cmd, in->dir, t->file, t->tmp.failed, strerror(-err));
 	}
 	if (err != 0)
 		roll_back(in);
@@ -287,7 +288,7 @@ static int write_all_files(struct inject *in)
 	return err != 0 ? EXIT_ERROR : EXIT_OK;
 }
 
-static void inject_free(struct inject *in)
+void inject_free(struct inject *in)
 {
 	for (size_t i = 0; i < in->ntargets; i++) {
 		struct target *t = &in->targets[i];
@@ -298,41 +299,71 @@ static void inject_free(struct inject *in)
 		free(t->file);
 	}
 	free(in->targets);
+	in->targets = NULL;
+	in->ntargets = 0;
 	if (in->dirfd >= 0)
 		close(in->dirfd);
+	in->dirfd = -1;
 }
 
-/* Options into in; EXIT_OK or EXIT_USAGE with the message printed. */
-static int check_options(struct inject *in, const char *owner, const char *mode)
+int inject_check_options(struct inject *in, const char *cmd, const char *owner,
+			 const char *mode)
 {
 	if (in->dir == NULL)
-		return ctl_usage_err("inject", "--dir DIR is required");
+		return ctl_usage_err(cmd, "--dir DIR is required");
 	if (in->dir[0] == '\0')
-		return ctl_usage_err("inject", "--dir needs a DIR");
+		return ctl_usage_err(cmd, "--dir needs a DIR");
 	in->attrs.mode = DEFAULT_MODE;
 	if (mode != NULL && !parse_mode(mode, &in->attrs.mode)) {
-		ctl_err("inject: --mode needs an octal mode from 0 to 0777");
+		ctl_err("%s: --mode needs an octal mode from 0 to 0777", cmd);
 		return EXIT_USAGE;
 	}
 	in->attrs.set_owner = true;
 	in->attrs.uid = geteuid();
 	in->attrs.gid = getegid();
 	if (owner != NULL && !parse_owner(owner, &in->attrs.uid, &in->attrs.gid)) {
-		ctl_err("inject: --owner needs numeric UID:GID");
+		ctl_err("%s: --owner needs numeric UID:GID", cmd);
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
 }
 
+/* --watch and its companions; EXIT_OK or EXIT_USAGE with the message printed. */
+static int check_watch_options(struct inject_watch *w, const char *sig, bool watch)
+{
+	if (!watch) {
+		if (w->on_change != NULL || sig != NULL || w->pid_file != NULL)
+			return ctl_usage_err("inject", "--on-change, --signal and --pid-file go with --watch");
+		return EXIT_OK;
+	}
+	if ((sig == NULL) != (w->pid_file == NULL))
+		return ctl_usage_err("inject", "--signal SIG and --pid-file FILE go together");
+	if (sig != NULL && !sigs_parse(sig, &w->signal)) {
+		ctl_err("inject: --signal needs a signal name (TERM, HUP, USR1...) or number");
+		return EXIT_USAGE;
+	}
+	if (w->on_change != NULL && w->on_change[0] == '\0')
+		return ctl_usage_err("inject", "--on-change needs a CMD");
+	if (w->pid_file != NULL && w->pid_file[0] == '\0')
+		return ctl_usage_err("inject", "--pid-file needs a FILE");
+	return EXIT_OK;
+}
+
 int cmd_inject(int argc, char **argv)
 {
-	struct inject in = { .dirfd = -1 };
-	const char *owner = NULL, *mode = NULL;
+	struct inject in = { .dirfd = -1, .cmd = "inject" };
+	struct inject_watch w = { 0 };
+	const char *owner = NULL, *mode = NULL, *sig = NULL;
+	bool watch = false;
 	const struct ctl_opt opts[] = {
 		{ "--dir", true, &in.dir, NULL },
 		{ "--owner", true, &owner, NULL },
 		{ "--mode", true, &mode, NULL },
 		{ "--allow-disk", false, NULL, &in.allow_disk },
+		{ "--watch", false, NULL, &watch },
+		{ "--on-change", true, &w.on_change, NULL },
+		{ "--signal", true, &sig, NULL },
+		{ "--pid-file", true, &w.pid_file, NULL },
 	};
 	bool help;
 	int nops = 0;
@@ -341,20 +372,24 @@ int cmd_inject(int argc, char **argv)
 	rc = ctl_parse_args(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), &nops, &help);
 	if (rc != 0 || help)
 		goto out;
-	rc = check_options(&in, owner, mode);
+	rc = inject_check_options(&in, "inject", owner, mode);
+	if (rc == EXIT_OK)
+		rc = check_watch_options(&w, sig, watch);
 	if (rc != EXIT_OK)
 		goto out;
 	if (nops == 0) {
 		rc = ctl_usage_err(argv[0], "no NAME given");
 		goto out;
 	}
-	rc = parse_targets(&in, argv + 1, nops);
+	rc = inject_parse_targets(&in, "inject", argv + 1, nops);
 	if (rc == EXIT_OK)
-		rc = open_dir(&in);
+		rc = inject_open_dir(&in);
 	if (rc == EXIT_OK)
-		rc = fetch_all(&in);
-	if (rc == EXIT_OK)
-		rc = write_all_files(&in);
+		rc = inject_fetch(in.targets, in.ntargets, "inject");
+	if (rc == EXIT_OK && watch)
+		rc = inject_watch_run(&in, &w);
+	else if (rc == EXIT_OK)
+		rc = inject_write_files(&in);
 out:
 	inject_free(&in);
 	return rc;

@@ -1,4 +1,11 @@
-/* secretctl put NAME [--from-file FILE] */
+/*
+ * secretctl put NAME [--from-file FILE]
+ * secretctl put NAME --generate N [--charset base64|hex|alnum]
+ *
+ * --generate makes the value here, from libsodium's generator, straight into
+ * locked memory: it never crosses a shell, a pipe or a terminal, and it is
+ * never printed (only the new version is).
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,12 +44,70 @@ static long read_value(int fd, uint8_t *buf)
 	return -EFBIG;
 }
 
+static const struct {
+	const char *name;
+	const char *chars;
+} charsets[] = {
+	{ "alnum", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" },
+	{ "base64", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/" },
+	{ "hex", "0123456789abcdef" },
+};
+
+static const char *charset_chars(const char *name)
+{
+	for (size_t i = 0; i < sizeof(charsets) / sizeof(charsets[0]); i++)
+		if (strcmp(charsets[i].name, name) == 0)
+			return charsets[i].chars;
+	return NULL;
+}
+
+/* n characters drawn uniformly from chars (randombytes_uniform: no modulo bias). */
+static void generate(uint8_t *buf, size_t n, const char *chars)
+{
+	uint32_t count = (uint32_t)strlen(chars);
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (uint8_t)chars[randombytes_uniform(count)];
+}
+
+/* Check --generate and --charset; EXIT_OK or EXIT_USAGE with the message printed. */
+static int check_generate(const char *gen_arg, const char *charset, const char *from_file,
+			  size_t *n, const char **chars)
+{
+	uint32_t v;
+
+	*n = 0;
+	*chars = NULL;
+	if (gen_arg == NULL) {
+		if (charset != NULL)
+			return ctl_usage_err("put", "--charset goes with --generate N");
+		return EXIT_OK;
+	}
+	if (from_file != NULL)
+		return ctl_usage_err("put", "--generate and --from-file exclude each other");
+	if (!ctl_parse_u32(gen_arg, 1, WIRE_MAX_VALUE, &v)) {
+		ctl_err("put: --generate needs a length from 1 to %u", WIRE_MAX_VALUE);
+		return EXIT_USAGE;
+	}
+	*chars = charset_chars(charset != NULL ? charset : "alnum");
+	if (*chars == NULL) {
+		ctl_err("put: --charset must be base64, hex or alnum");
+		return EXIT_USAGE;
+	}
+	*n = v;
+	return EXIT_OK;
+}
+
 int cmd_put(int argc, char **argv)
 {
-	const char *from_file = NULL, *why;
+	const char *from_file = NULL, *gen_arg = NULL, *charset = NULL, *why;
 	const struct ctl_opt opts[] = {
 		{ "--from-file", true, &from_file, NULL },
+		{ "--generate", true, &gen_arg, NULL },
+		{ "--charset", true, &charset, NULL },
 	};
+	const char *chars = NULL;
+	size_t gen_len = 0;
 	struct wire_request req = { .type = WIRE_PUT };
 	struct conn c = { .fd = -1 };
 	uint8_t *value = NULL;
@@ -69,6 +134,9 @@ int cmd_put(int argc, char **argv)
 		ctl_err("put: --from-file needs a FILE");
 		goto out;
 	}
+	rc = check_generate(gen_arg, charset, from_file, &gen_len, &chars);
+	if (rc != EXIT_OK)
+		goto out;
 	snprintf(context, sizeof(context), "put %s", argv[1]);
 
 	rc = EXIT_ERROR;
@@ -84,7 +152,12 @@ int cmd_put(int argc, char **argv)
 			goto out;
 		}
 	}
-	len = read_value(fd, value);
+	if (chars != NULL) {
+		generate(value, gen_len, chars);
+		len = (long)gen_len;
+	} else {
+		len = read_value(fd, value);
+	}
 	if (len == -EFBIG) {
 		ctl_err("%s: value too large: more than %u bytes", context, WIRE_MAX_VALUE);
 		goto out;

@@ -226,6 +226,12 @@ static int report_status(const struct wire_response *resp, const char *context)
 							 : EXIT_ERROR;
 }
 
+int conn_recv(struct conn *c, const char *context)
+{
+	conn_release(c);
+	return read_answer(c, context);
+}
+
 int conn_request(struct conn *c, const struct wire_request *req, const char *context)
 {
 	int rc;

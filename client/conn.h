@@ -33,6 +33,13 @@ int conn_open(struct conn *c);
  */
 int conn_request(struct conn *c, const struct wire_request *req, const char *context);
 
+/*
+ * Read one frame the broker sends unasked (a WATCH EVENT) into c->resp.
+ * EXIT_OK whatever its status; EXIT_UNREACHABLE when the broker closed the
+ * connection, EXIT_ERROR for a malformed frame, with the message printed.
+ */
+int conn_recv(struct conn *c, const char *context);
+
 /* Wipe and free the last answer; the connection stays open. */
 void conn_release(struct conn *c);
 

@@ -28,14 +28,23 @@ static const struct {
 } subcommands[] = {
 	{ "get", cmd_get, "get NAME [-o FILE] [--version N]",
 	  "print a secret's value, byte-exact (or write it to FILE, mode 0400)" },
-	{ "put", cmd_put, "put NAME [--from-file FILE]",
-	  "store a new version from stdin (or FILE); prints the version number" },
+	{ "put", cmd_put,
+	  "put NAME [--from-file FILE | --generate N [--charset base64|hex|alnum]]",
+	  "store a new version from stdin (or FILE, or N random characters);"
+	  " prints the version number" },
 	{ "list", cmd_list, "list [GLOB]", "the names you may list, sorted, one a line" },
 	{ "rm", cmd_rm, "rm NAME", "delete a secret, every version" },
 	{ "whoami", cmd_whoami, "whoami", "your identity as the broker sees it" },
 	{ "inject", cmd_inject,
-	  "inject --dir DIR [--owner UID:GID] [--mode MODE] [--allow-disk] NAME[=FILE]...",
+	  "inject --dir DIR [--owner UID:GID] [--mode MODE] [--allow-disk]"
+	  " [--watch [--on-change CMD] [--signal SIG --pid-file FILE]] NAME[=FILE]...",
 	  "fetch every NAME, then write each to DIR/FILE; all or nothing" },
+	{ "watch", cmd_watch, "watch PATTERN...",
+	  "print NAME VERSION for each readable match, then each change as it happens" },
+	{ "exec", cmd_exec,
+	  "exec [--env VAR=NAME]... [--dir DIR NAME[=FILE]...] [--watch [--restart | --signal SIG]]"
+	  " -- CMD [ARG...]",
+	  "fetch every secret, then run CMD with them in its environment or files" },
 	{ "ping", cmd_ping, "ping", "check that the broker answers" },
 };
 

@@ -1,5 +1,4 @@
-/* One-line messages on stderr, broker text on stdout, and writing whole buffers to descriptors. */
-#include <errno.h>
+/* One-line messages on stderr and broker text on stdout. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -48,7 +47,7 @@ void ctl_err(const char *fmt, ...)
 
 int ctl_usage_err(const char *cmd, const char *fmt, ...)
 {
-	char usage[256];
+	char usage[512];
 	va_list ap;
 
 	snprintf(usage, sizeof(usage), " (usage: secretctl %s)", ctl_usage_of(cmd));
@@ -56,19 +55,4 @@ int ctl_usage_err(const char *cmd, const char *fmt, ...)
 	emit_line(cmd, fmt, ap, usage);
 	va_end(ap);
 	return EXIT_USAGE;
-}
-
-int ctl_write_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }

@@ -20,6 +20,8 @@ int cmd_rm(int argc, char **argv);
 int cmd_whoami(int argc, char **argv);
 int cmd_inject(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
 
 /* The usage line of a subcommand ("get NAME [-o FILE] [--version N]"). */
 const char *ctl_usage_of(const char *cmd);
@@ -57,7 +59,11 @@ struct ctl_opt {
 int ctl_parse_args(int argc, char **argv, const struct ctl_opt *opts, size_t nopts,
 		   int *nops, bool *help);
 
-/* A decimal number, digits only, in [min, max]; false on anything else. */
+/*
+ * The one number parser: digits of base (8 or 10) only, in [min, max];
+ * false on anything else.  ctl_parse_u32 is the decimal case.
+ */
+bool ctl_parse_number(const char *s, int base, uint64_t min, uint64_t max, uint64_t *out);
 bool ctl_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 
 /* Write all of buf to fd, retrying on EINTR and short writes; 0 or -errno. */

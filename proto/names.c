@@ -30,25 +30,29 @@ static const char *segment_problem(const char *name, size_t start, size_t end)
 	return NULL;
 }
 
-bool name_valid(const char *name, size_t len, const char **why)
+static const char *check_words(const char *name, size_t len, bool star)
 {
-	const char *reason = NULL;
+	if (name == NULL || len == 0)
+		return "name is empty";
+	if (len > NAME_MAX_LEN)
+		return "name is longer than 255 bytes";
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (!name_byte(ch) && !(star && ch == '*'))
+			return star ? "pattern contains a byte outside A-Z a-z 0-9 . _ - / *"
+				    : "name contains a byte outside A-Z a-z 0-9 . _ - /";
+	}
+	return NULL;
+}
+
+static bool check_name(const char *name, size_t len, bool star, const char **why)
+{
+	const char *reason = check_words(name, len, star);
 	size_t start = 0;
 
-	if (name == NULL || len == 0) {
-		reason = "name is empty";
+	if (reason != NULL)
 		goto out;
-	}
-	if (len > NAME_MAX_LEN) {
-		reason = "name is longer than 255 bytes";
-		goto out;
-	}
-	for (size_t i = 0; i < len; i++) {
-		if (!name_byte((unsigned char)name[i])) {
-			reason = "name contains a byte outside A-Z a-z 0-9 . _ - /";
-			goto out;
-		}
-	}
 	for (size_t i = 0; i <= len && reason == NULL; i++) {
 		if (i == len || name[i] == '/') {
 			reason = segment_problem(name, start, i);
@@ -59,4 +63,14 @@ out:
 	if (reason != NULL && why != NULL)
 		*why = reason;
 	return reason == NULL;
+}
+
+bool name_valid(const char *name, size_t len, const char **why)
+{
+	return check_name(name, len, false, why);
+}
+
+bool pattern_valid(const char *pattern, size_t len, const char **why)
+{
+	return check_name(pattern, len, true, why);
 }

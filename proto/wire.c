@@ -93,9 +93,52 @@ static int read_blob32(struct reader *r, size_t max, struct wire_str *s)
 	return read_bytes(r, len, s);
 }
 
-static bool type_known(uint8_t type)
+/* Types a client may send; a response may also be an EVENT. */
+static bool request_type_known(uint8_t type)
 {
-	return type >= WIRE_PING && type <= WIRE_WHOAMI;
+	return type >= WIRE_PING && type <= WIRE_WATCH;
+}
+
+static bool response_type_known(uint8_t type)
+{
+	return type >= WIRE_PING && type <= WIRE_EVENT;
+}
+
+uint8_t wire_type_version(uint8_t type)
+{
+	if (type >= WIRE_PING && type <= WIRE_WHOAMI)
+		return 1;
+	if (type == WIRE_WATCH || type == WIRE_EVENT)
+		return 2;
+	return 0;
+}
+
+/* The bytes of a name, and for a pattern also '*'. */
+static bool name_byte(uint8_t ch, bool star)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-' ||
+	       ch == '/' || (star && ch == '*');
+}
+
+/*
+ * A WATCH pattern, or a name in a WATCH answer or an EVENT: 1..255 bytes of
+ * the name alphabet (so a client can print it as one line).  The finer
+ * rules (segments, name_valid, the glob syntax) are the broker's to apply.
+ */
+static int check_word(const struct wire_str *s, bool star)
+{
+	if (s->len > WIRE_MAX_PATTERN)
+		return WIRE_E_TOOBIG;
+	if (s->len == 0)
+		return WIRE_E_FIELD;
+	if (s->ptr == NULL)
+		return WIRE_E_TRUNCATED;
+	for (size_t i = 0; i < s->len; i++) {
+		if (!name_byte(s->ptr[i], star))
+			return WIRE_E_FIELD;
+	}
+	return 0;
 }
 
 static bool status_known(uint8_t status)
@@ -115,18 +158,65 @@ static bool status_known(uint8_t status)
 }
 
 /* The common start of every body: version, then a type byte. */
-static int read_head(struct reader *r, uint8_t *type)
+static int read_head(struct reader *r, uint8_t *version, uint8_t *type)
 {
-	uint8_t version;
 	int rc;
 
 	if (r->left == 0)
 		return WIRE_E_EMPTY;
-	if ((rc = read_u8(r, &version)) != 0)
+	if ((rc = read_u8(r, version)) != 0)
 		return rc;
-	if (version != WIRE_VERSION)
-		return WIRE_E_VERSION;
 	return read_u8(r, type);
+}
+
+static int read_u16(struct reader *r, uint16_t *v)
+{
+	if (r->left < 2)
+		return WIRE_E_TRUNCATED;
+	*v = (uint16_t)(r->p[0] << 8 | r->p[1]);
+	r->p += 2;
+	r->left -= 2;
+	return 0;
+}
+
+/* A pattern or event name: a str16 that check_word accepts. */
+static int read_word(struct reader *r, bool star, struct wire_str *s)
+{
+	int rc;
+
+	if ((rc = read_str16(r, WIRE_MAX_PATTERN, s)) != 0)
+		return rc;
+	return check_word(s, star);
+}
+
+/*
+ * WATCH request: u16 n (1..64), then n patterns of at least 3 bytes each,
+ * so a count the body cannot hold is refused before the walk.
+ */
+static int read_patterns(struct reader *r, struct wire_request *req)
+{
+	const uint8_t *start;
+	uint16_t n;
+	struct wire_str s;
+	int rc;
+
+	if ((rc = read_u16(r, &n)) != 0)
+		return rc;
+	if (n > WIRE_MAX_PATTERNS)
+		return WIRE_E_TOOBIG;
+	if (n == 0)
+		return WIRE_E_FIELD;
+	if (n > r->left / 3)
+		return WIRE_E_TRUNCATED;
+	start = r->p;
+	for (uint16_t i = 0; i < n; i++) {
+		if ((rc = read_word(r, true, &s)) != 0)
+			return rc;
+	}
+	req->items_raw.ptr = start;
+	req->items_raw.len = (size_t)(r->p - start);
+	req->nitems = n;
+	return 0;
 }
 
 static int request_fields(struct reader *r, struct wire_request *req)
@@ -149,6 +239,9 @@ static int request_fields(struct reader *r, struct wire_request *req)
 	case WIRE_DELETE:
 		rc = read_str16(r, WIRE_MAX_NAME, &req->name);
 		break;
+	case WIRE_WATCH:
+		rc = read_patterns(r, req);
+		break;
 	default:
 		rc = WIRE_E_TYPE;
 		break;
@@ -159,15 +252,18 @@ static int request_fields(struct reader *r, struct wire_request *req)
 int wire_decode_request(const uint8_t *body, size_t len, struct wire_request *req)
 {
 	struct reader r = { body, len };
+	uint8_t version;
 	int rc;
 
 	memset(req, 0, sizeof(*req));
 	if (len > WIRE_MAX_REQUEST)
 		return WIRE_E_TOOBIG;
-	if ((rc = read_head(&r, &req->type)) != 0)
+	if ((rc = read_head(&r, &version, &req->type)) != 0)
 		return rc;
-	if (!type_known(req->type))
+	if (!request_type_known(req->type))
 		return WIRE_E_TYPE;
+	if (version != wire_type_version(req->type))
+		return WIRE_E_VERSION;
 	if ((rc = request_fields(&r, req)) != 0)
 		return rc;
 	return r.left == 0 ? 0 : WIRE_E_TRAILING;
@@ -202,6 +298,34 @@ static int read_items(struct reader *r, bool pairs, struct wire_response *resp)
 	return 0;
 }
 
+/*
+ * WATCH answer: u32 n, then n (str16 name, u32 version), each at least 7
+ * bytes; items_raw spans exactly the pairs.
+ */
+static int read_pairs(struct reader *r, struct wire_response *resp)
+{
+	const uint8_t *start;
+	uint32_t n, version;
+	struct wire_str s;
+	int rc;
+
+	if ((rc = read_u32(r, &n)) != 0)
+		return rc;
+	if (n > r->left / 7)
+		return WIRE_E_TRUNCATED;
+	start = r->p;
+	for (uint32_t i = 0; i < n; i++) {
+		if ((rc = read_word(r, false, &s)) != 0)
+			return rc;
+		if ((rc = read_u32(r, &version)) != 0)
+			return rc;
+	}
+	resp->items_raw.ptr = start;
+	resp->items_raw.len = (size_t)(r->p - start);
+	resp->nitems = n;
+	return 0;
+}
+
 static int response_fields(struct reader *r, struct wire_response *resp)
 {
 	int rc = 0;
@@ -226,6 +350,13 @@ static int response_fields(struct reader *r, struct wire_response *resp)
 	case WIRE_WHOAMI:
 		rc = read_items(r, true, resp);
 		break;
+	case WIRE_WATCH:
+		rc = read_pairs(r, resp);
+		break;
+	case WIRE_EVENT:
+		if ((rc = read_word(r, false, &resp->name)) == 0)
+			rc = read_u32(r, &resp->version);
+		break;
 	default:
 		rc = WIRE_E_TYPE;
 		break;
@@ -236,17 +367,19 @@ static int response_fields(struct reader *r, struct wire_response *resp)
 int wire_decode_response(const uint8_t *body, size_t len, struct wire_response *resp)
 {
 	struct reader r = { body, len };
-	uint8_t type;
+	uint8_t version, type;
 	int rc;
 
 	memset(resp, 0, sizeof(*resp));
 	if (len > WIRE_MAX_RESPONSE)
 		return WIRE_E_TOOBIG;
-	if ((rc = read_head(&r, &type)) != 0)
+	if ((rc = read_head(&r, &version, &type)) != 0)
 		return rc;
-	if (!(type & WIRE_RESPONSE_BIT) || !type_known(type & ~WIRE_RESPONSE_BIT))
+	if (!(type & WIRE_RESPONSE_BIT) || !response_type_known(type & ~WIRE_RESPONSE_BIT))
 		return WIRE_E_TYPE;
 	resp->type = type & ~WIRE_RESPONSE_BIT;
+	if (version != wire_type_version(resp->type))
+		return WIRE_E_VERSION;
 	if ((rc = read_u8(&r, &resp->status)) != 0)
 		return rc;
 	if (!status_known(resp->status))
@@ -262,6 +395,22 @@ bool wire_items_next(struct wire_str *cursor, struct wire_str *item)
 
 	if (cursor->ptr == NULL || read_str16(&r, STR16_MAX, item) != 0)
 		return false;
+	cursor->ptr = r.p;
+	cursor->len = r.left;
+	return true;
+}
+
+bool wire_pairs_next(struct wire_str *cursor, struct wire_str *name, uint32_t *version)
+{
+	struct reader r = { cursor->ptr, cursor->len };
+	struct wire_str s;
+	uint32_t v;
+
+	if (cursor->ptr == NULL || read_str16(&r, WIRE_MAX_EVENT_NAME, &s) != 0 ||
+	    read_u32(&r, &v) != 0)
+		return false;
+	*name = s;
+	*version = v;
 	cursor->ptr = r.p;
 	cursor->len = r.left;
 	return true;
@@ -308,6 +457,25 @@ static int blob_body(const struct wire_str *s, size_t max, size_t *size)
 	return part_body(s, max, 4, size);
 }
 
+static int patterns_body(const struct wire_request *req, size_t *size)
+{
+	int rc;
+
+	if (req->nitems > WIRE_MAX_PATTERNS)
+		return WIRE_E_TOOBIG;
+	if (req->nitems == 0)
+		return WIRE_E_FIELD;
+	if (req->items == NULL)
+		return WIRE_E_TRUNCATED;
+	*size += 2;
+	for (size_t i = 0; i < req->nitems; i++) {
+		if ((rc = check_word(&req->items[i], true)) != 0)
+			return rc;
+		*size += 2 + req->items[i].len;
+	}
+	return 0;
+}
+
 /* The body size of a request, or a negative wire_err if it cannot be sent. */
 static int request_body(const struct wire_request *req, size_t *size)
 {
@@ -329,6 +497,9 @@ static int request_body(const struct wire_request *req, size_t *size)
 	case WIRE_LIST:
 	case WIRE_DELETE:
 		rc = str_body(&req->name, WIRE_MAX_NAME, size);
+		break;
+	case WIRE_WATCH:
+		rc = patterns_body(req, size);
 		break;
 	default:
 		rc = WIRE_E_TYPE;
@@ -360,6 +531,25 @@ static int items_body(const struct wire_response *resp, bool pairs, size_t *size
 	return 0;
 }
 
+static int pairs_body(const struct wire_response *resp, size_t *size)
+{
+	int rc;
+
+	if (resp->nitems > WIRE_MAX_RESPONSE / 7)
+		return WIRE_E_TOOBIG;
+	if (resp->nitems > 0 && (resp->items == NULL || resp->versions == NULL))
+		return WIRE_E_TRUNCATED;
+	*size += 4;
+	for (size_t i = 0; i < resp->nitems; i++) {
+		if ((rc = check_word(&resp->items[i], false)) != 0)
+			return rc;
+		*size += 2 + resp->items[i].len + 4;
+		if (*size > WIRE_MAX_RESPONSE)
+			return WIRE_E_TOOBIG;
+	}
+	return 0;
+}
+
 static int response_ok_body(const struct wire_response *resp, size_t *size)
 {
 	int rc = 0;
@@ -382,6 +572,13 @@ static int response_ok_body(const struct wire_response *resp, size_t *size)
 	case WIRE_WHOAMI:
 		rc = items_body(resp, true, size);
 		break;
+	case WIRE_WATCH:
+		rc = pairs_body(resp, size);
+		break;
+	case WIRE_EVENT:
+		if ((rc = check_word(&resp->name, false)) == 0)
+			*size += 2 + resp->name.len + 4;
+		break;
 	default:
 		rc = WIRE_E_TYPE;
 		break;
@@ -395,7 +592,7 @@ static int response_body(const struct wire_response *resp, size_t *size)
 	int rc;
 
 	*size = 3;
-	if (!type_known(resp->type))
+	if (!response_type_known(resp->type))
 		return WIRE_E_TYPE;
 	if (!status_known(resp->status))
 		return WIRE_E_STATUS;
@@ -471,7 +668,7 @@ static void put_blob32(struct writer *w, const struct wire_str *s)
 
 static void write_request(struct writer *w, const struct wire_request *req)
 {
-	put_u8(w, WIRE_VERSION);
+	put_u8(w, wire_type_version(req->type));
 	put_u8(w, req->type);
 	switch (req->type) {
 	case WIRE_GET:
@@ -486,6 +683,11 @@ static void write_request(struct writer *w, const struct wire_request *req)
 	case WIRE_DELETE:
 		put_str16(w, &req->name);
 		break;
+	case WIRE_WATCH:
+		put_u16(w, req->nitems);
+		for (size_t i = 0; i < req->nitems; i++)
+			put_str16(w, &req->items[i]);
+		break;
 	default: /* PING, WHOAMI: no fields */
 		break;
 	}
@@ -493,7 +695,7 @@ static void write_request(struct writer *w, const struct wire_request *req)
 
 static void write_response(struct writer *w, const struct wire_response *resp)
 {
-	put_u8(w, WIRE_VERSION);
+	put_u8(w, wire_type_version(resp->type));
 	put_u8(w, resp->type | WIRE_RESPONSE_BIT);
 	put_u8(w, resp->status);
 	if (resp->status != WIRE_OK) {
@@ -510,6 +712,17 @@ static void write_response(struct writer *w, const struct wire_response *resp)
 		break;
 	case WIRE_PUT:
 	case WIRE_DELETE:
+		put_u32(w, resp->version);
+		break;
+	case WIRE_WATCH:
+		put_u32(w, (uint32_t)resp->nitems);
+		for (size_t i = 0; i < resp->nitems; i++) {
+			put_str16(w, &resp->items[i]);
+			put_u32(w, resp->versions[i]);
+		}
+		break;
+	case WIRE_EVENT:
+		put_str16(w, &resp->name);
 		put_u32(w, resp->version);
 		break;
 	default: /* LIST, WHOAMI */
@@ -573,6 +786,8 @@ const char *wire_strerror(int err)
 		return "output buffer too small";
 	case WIRE_E_STATUS:
 		return "unknown status code";
+	case WIRE_E_FIELD:
+		return "a field holds a value the protocol does not allow";
 	default:
 		return "unknown protocol error";
 	}
@@ -593,6 +808,8 @@ const char *wire_type_name(uint8_t type)
 		return "rm"; /* the client command and the audit log's op */
 	case WIRE_WHOAMI:
 		return "whoami";
+	case WIRE_WATCH:
+		return "watch";
 	default:
 		return NULL;
 	}

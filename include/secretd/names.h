@@ -14,4 +14,11 @@
  */
 bool name_valid(const char *name, size_t len, const char **why);
 
+/*
+ * A watch pattern (policy pattern syntax): 1..255 bytes of the name alphabet
+ * and '*', '/'-separated segments, none empty, none "." or "..".  Whether
+ * the broker accepts every use of '*' is the broker's to say.
+ */
+bool pattern_valid(const char *pattern, size_t len, const char **why);
+
 #endif

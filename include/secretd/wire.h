@@ -14,7 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION 1
+/*
+ * Version 2 added WATCH and EVENT.  The version byte of a message is the
+ * lowest protocol version that defines its type (wire_type_version), so
+ * every version-1 message is still byte-identical and a version-1 peer keeps
+ * working; any other version byte for a type is refused (one encoding each).
+ */
+#define WIRE_VERSION 2
 
 /* A frame is a 4-byte big-endian body length followed by the body. */
 #define WIRE_HEADER_SIZE 4
@@ -27,6 +33,11 @@
 #define WIRE_MAX_RESPONSE (16u * 1024u * 1024u)
 /* An error message in a response. */
 #define WIRE_MAX_MESSAGE 1024u
+/* WATCH: at most this many patterns, each 1..WIRE_MAX_PATTERN bytes. */
+#define WIRE_MAX_PATTERNS 64u
+#define WIRE_MAX_PATTERN 255u
+/* A name in a WATCH answer or an EVENT: 1..WIRE_MAX_EVENT_NAME bytes. */
+#define WIRE_MAX_EVENT_NAME 255u
 
 /* Request types 0x01..0x3f; a response carries the same type | 0x80. */
 enum wire_type {
@@ -36,6 +47,8 @@ enum wire_type {
 	WIRE_LIST = 0x04,
 	WIRE_DELETE = 0x05,
 	WIRE_WHOAMI = 0x06,
+	WIRE_WATCH = 0x07, /* since version 2 */
+	WIRE_EVENT = 0x08, /* since version 2; response only (0x88), pushed */
 };
 #define WIRE_RESPONSE_BIT 0x80
 
@@ -60,6 +73,8 @@ enum wire_err {
 	WIRE_E_EMPTY = -6,     /* zero-length frame */
 	WIRE_E_SPACE = -7,     /* encoder: output buffer too small */
 	WIRE_E_STATUS = -8,    /* unknown status code */
+	WIRE_E_FIELD = -9,     /* a field the protocol does not allow: an empty
+				* pattern or name, a zero count, a bad byte */
 };
 
 /* A length-carrying byte string; never assumed to be terminated. */
@@ -73,19 +88,32 @@ struct wire_request {
 	struct wire_str name;   /* GET PUT DELETE: the name; LIST: glob (may be empty) */
 	uint32_t version;       /* GET: 0 = latest */
 	struct wire_str value;  /* PUT: the value (secret: wipe the buffer) */
+	/*
+	 * WATCH: the patterns.  For encoding, `items` points at nitems strings;
+	 * decoding leaves `items` NULL and sets `items_raw` to the validated
+	 * encoded patterns, walked with wire_items_next().
+	 */
+	const struct wire_str *items;
+	size_t nitems;
+	struct wire_str items_raw;
 };
 
 struct wire_response {
 	uint8_t type;          /* the request type answered (without the 0x80 bit) */
 	uint8_t status;        /* enum wire_status */
-	uint32_t version;      /* GET, PUT: version; DELETE: versions removed */
+	uint32_t version;      /* GET, PUT: version; DELETE: versions removed;
+				* EVENT: the new version, 0 = deleted */
 	struct wire_str value; /* GET: value; PING: server banner; status != OK: message */
+	struct wire_str name;  /* EVENT: the name that changed */
 	/*
-	 * LIST: names; WHOAMI: key, value, key, value ...  For encoding, `items`
-	 * points at nitems strings.  Decoding leaves `items` NULL and sets
-	 * `items_raw` to the validated encoded list, walked with wire_items_next().
+	 * LIST: names; WHOAMI: key, value, key, value ...; WATCH: names, with
+	 * versions[i] the version of items[i].  For encoding, `items` (and for
+	 * WATCH `versions`) point at nitems entries.  Decoding leaves both NULL
+	 * and sets `items_raw` to the validated encoded list, walked with
+	 * wire_items_next() (LIST, WHOAMI) or wire_pairs_next() (WATCH).
 	 */
 	const struct wire_str *items;
+	const uint32_t *versions;
 	size_t nitems;
 	struct wire_str items_raw;
 };
@@ -108,10 +136,15 @@ int wire_decode_response(const uint8_t *body, size_t len, struct wire_response *
 
 /* Next string of a decoded items_raw; false when none is left. */
 bool wire_items_next(struct wire_str *cursor, struct wire_str *item);
+/* Next (name, version) of a decoded WATCH items_raw; false when none is left. */
+bool wire_pairs_next(struct wire_str *cursor, struct wire_str *name, uint32_t *version);
+
+/* The protocol version that defines a type (the byte its messages carry), 0 if none. */
+uint8_t wire_type_version(uint8_t type);
 
 /* A short English description of a wire_err, for messages. */
 const char *wire_strerror(int err);
-/* The name of a request type ("get"), or NULL if unknown. */
+/* The name of a request type ("get", "watch"), or NULL if unknown (EVENT is none). */
 const char *wire_type_name(uint8_t type);
 
 #endif

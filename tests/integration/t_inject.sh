@@ -169,6 +169,39 @@ assert_eq "$KILLED_RC" "143" "SIGTERM still ends secretctl, once the files are p
 assert_eq "$(listing "$K")" "app_one app_two" "SIGTERM halfway: every file placed, nothing else"
 cmp "$K/app_two" "$T/v.two" || fail "app_two differs after SIGTERM halfway"
 
+note "SIGKILL at a link or a rename never leaves a .secretctl- file holding a secret"
+# kill_at SYSCALLS WHEN DIR: inject app/one app/two into DIR, SIGKILLed by
+# strace at the WHENth call of SYSCALLS; strace's status in KILLED_RC.
+kill_at() {
+  KILLED_RC=0
+  strace -f -qq -o /dev/null -e "trace=$1" -e "inject=$1:signal=SIGKILL:when=$2" \
+    "$CTL" inject --dir "$3" app/one app/two || KILLED_RC=$?
+}
+tmpnames() { ls -A "$1" | grep -c '^\.secretctl-' || true; }
+R="$T/renamekill"
+mount_tmpfs "$R" 1m
+# Free final names are linked in one step: there is no rename to be killed at
+# (the old code linked a .secretctl- name first and was killed holding it).
+kill_at renameat,renameat2 1 "$R"
+assert_eq "$(tmpnames "$R")" "0" "a .secretctl- file left after SIGKILL at the rename"
+assert_eq "$KILLED_RC" "0" "inject into free names renames nothing"
+assert_eq "$(listing "$R")" "app_one app_two" "both files placed"
+rm -f "$R"/*
+kill_at linkat 2 "$R"
+assert_eq "$KILLED_RC" "137" "killed at the second link"
+assert_eq "$(listing "$R")" "app_one" "SIGKILL at the second link: the first file, nothing else"
+# A name already taken needs a temporary name and a rename; SIGKILL in that
+# window leaves one, and the next run in the directory removes it.
+kill_at renameat,renameat2 1 "$R"
+assert_eq "$KILLED_RC" "137" "killed at the rename over a taken name"
+assert_eq "$(tmpnames "$R")" "1" "the one window: a taken name, between link and rename"
+expect_status 0 "$CTL" inject --dir "$R" app/one
+assert_eq "$(listing "$R")" "app_one" "the next run removed the killed run's temporary name"
+expect_status 0 "$CTL" get app/two -o "$R/app_two"
+kill_at renameat,renameat2 1 "$R"
+expect_status 0 "$CTL" get app/one -o "$R/app_one"
+assert_eq "$(listing "$R")" "app_one app_two" "get -o removes a killed run's temporary name too"
+
 note "refusal on a disk folder, and --allow-disk"
 DISK="$T/disk"
 mkdir "$DISK"

@@ -62,6 +62,9 @@ struct req_vec {
 	const char *hex; /* the whole frame */
 };
 
+static const struct wire_str watch_one[] = { S("app/*") };
+static const struct wire_str watch_two[] = { S("db/x"), S("**") };
+
 static const struct req_vec req_vecs[] = {
 	{ "ping", { .type = WIRE_PING }, "00000002 01 01" },
 	{ "get latest", { .type = WIRE_GET, .name = S("db/x") },
@@ -79,10 +82,16 @@ static const struct req_vec req_vecs[] = {
 	  "00000009 01 04 0005 6170702f2a" },
 	{ "delete", { .type = WIRE_DELETE, .name = S("a") }, "00000005 01 05 0001 61" },
 	{ "whoami", { .type = WIRE_WHOAMI }, "00000002 01 06" },
+	/* version 2: WATCH carries the version byte 02 */
+	{ "watch one", { .type = WIRE_WATCH, .items = watch_one, .nitems = 1 },
+	  "0000000b 02 07 0001 0005 6170702f2a" },
+	{ "watch two", { .type = WIRE_WATCH, .items = watch_two, .nitems = 2 },
+	  "0000000e 02 07 0002 0004 64622f78 0002 2a2a" },
 };
 
 static const struct wire_str list_items[] = { S("a"), S("b/c") };
 static const struct wire_str whoami_items[] = { S("uid"), S("0"), S("pod"), S("") };
+static const uint32_t watch_versions[] = { 3, 1 };
 
 struct resp_vec {
 	const char *what;
@@ -111,6 +120,21 @@ static const struct resp_vec resp_vecs[] = {
 	  "00000007 01 85 04 0002 6e6f" },
 	{ "rate limited", { .type = WIRE_PING, .status = WIRE_RATE_LIMITED, .value = S("") },
 	  "00000005 01 81 07 0000" },
+	/* version 2 */
+	{ "watch",
+	  { .type = WIRE_WATCH, .status = WIRE_OK, .items = list_items,
+	    .versions = watch_versions, .nitems = 2 },
+	  "00000017 02 87 00 00000002 0001 61 00000003 0003 622f63 00000001" },
+	{ "watch nothing yet", { .type = WIRE_WATCH, .status = WIRE_OK },
+	  "00000007 02 87 00 00000000" },
+	{ "watch denied", { .type = WIRE_WATCH, .status = WIRE_DENIED, .value = S("no") },
+	  "00000007 02 87 04 0002 6e6f" },
+	{ "event", { .type = WIRE_EVENT, .status = WIRE_OK, .name = S("db/x"), .version = 4 },
+	  "0000000d 02 88 00 0004 64622f78 00000004" },
+	{ "event deleted", { .type = WIRE_EVENT, .status = WIRE_OK, .name = S("a"), .version = 0 },
+	  "0000000a 02 88 00 0001 61 00000000" },
+	{ "event end", { .type = WIRE_EVENT, .status = WIRE_RATE_LIMITED, .value = S("too slow") },
+	  "0000000d 02 88 07 0008 746f6f20736c6f77" },
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -164,6 +188,18 @@ static void same_request(const struct wire_request *a, const struct wire_request
 		if (a->value.len)
 			assert_memory_equal(a->value.ptr, b->value.ptr, a->value.len);
 	}
+	if (a->type == WIRE_WATCH) {
+		struct wire_str cur = b->items_raw, item;
+
+		assert_null(b->items);
+		assert_int_equal(b->nitems, a->nitems);
+		for (size_t i = 0; i < a->nitems; i++) {
+			assert_true(wire_items_next(&cur, &item));
+			assert_int_equal(item.len, a->items[i].len);
+			assert_memory_equal(item.ptr, a->items[i].ptr, item.len);
+		}
+		assert_false(wire_items_next(&cur, &item));
+	}
 }
 
 static void test_request_round_trip(void **state)
@@ -199,6 +235,24 @@ static void same_items(const struct wire_response *want, const struct wire_respo
 	assert_int_equal(cur.len, 0);
 }
 
+static void same_pairs(const struct wire_response *want, const struct wire_response *got)
+{
+	struct wire_str cur = got->items_raw, name;
+	uint32_t version;
+
+	assert_null(got->items);
+	assert_null(got->versions);
+	assert_int_equal(got->nitems, want->nitems);
+	for (size_t i = 0; i < want->nitems; i++) {
+		assert_true(wire_pairs_next(&cur, &name, &version));
+		assert_int_equal(name.len, want->items[i].len);
+		assert_memory_equal(name.ptr, want->items[i].ptr, name.len);
+		assert_int_equal(version, want->versions[i]);
+	}
+	assert_false(wire_pairs_next(&cur, &name, &version));
+	assert_int_equal(cur.len, 0);
+}
+
 static void test_response_round_trip(void **state)
 {
 	(void)state;
@@ -222,6 +276,10 @@ static void test_response_round_trip(void **state)
 		if (want->status == WIRE_OK &&
 		    (want->type == WIRE_LIST || want->type == WIRE_WHOAMI))
 			same_items(want, &got);
+		if (want->status == WIRE_OK && want->type == WIRE_WATCH)
+			same_pairs(want, &got);
+		if (want->status == WIRE_OK && want->type == WIRE_EVENT)
+			assert_str(got.name, (const char *)want->name.ptr);
 	}
 }
 
@@ -332,16 +390,20 @@ static void test_bad_version_type_status(void **state)
 	(void)state;
 	assert_int_equal(dec_req("00 01"), WIRE_E_VERSION);
 	assert_int_equal(dec_req("02 01"), WIRE_E_VERSION);
-	assert_int_equal(dec_req("ff"), WIRE_E_VERSION);
+	assert_int_equal(dec_req("ff"), WIRE_E_TRUNCATED); /* no type to judge it by */
+	assert_int_equal(dec_req("03 01"), WIRE_E_VERSION);
 	assert_int_equal(dec_resp("02 81 00 0000"), WIRE_E_VERSION);
 
 	assert_int_equal(dec_req("01 00"), WIRE_E_TYPE);
-	assert_int_equal(dec_req("01 07"), WIRE_E_TYPE);
+	assert_int_equal(dec_req("01 08"), WIRE_E_TYPE);
+	assert_int_equal(dec_req("02 08"), WIRE_E_TYPE); /* EVENT is response-only */
+	assert_int_equal(dec_req("02 09"), WIRE_E_TYPE);
 	assert_int_equal(dec_req("01 3f"), WIRE_E_TYPE);
 	assert_int_equal(dec_req("01 81"), WIRE_E_TYPE); /* a response is no request */
 	assert_int_equal(dec_resp("01 01 00 0000"), WIRE_E_TYPE); /* nor the reverse */
 	assert_int_equal(dec_resp("01 80 00"), WIRE_E_TYPE);
-	assert_int_equal(dec_resp("01 87 00"), WIRE_E_TYPE);
+	assert_int_equal(dec_resp("01 89 00"), WIRE_E_TYPE);
+	assert_int_equal(dec_resp("02 89 00"), WIRE_E_TYPE);
 	assert_int_equal(dec_resp("01 ff 00"), WIRE_E_TYPE);
 
 	assert_int_equal(dec_resp("01 81 05 0000"), WIRE_E_STATUS);
@@ -459,7 +521,7 @@ static void test_encode_refusals(void **state)
 	req.name.len = 1025;
 	assert_int_equal(wire_encode_request(&req, buf, sizeof(buf)), WIRE_E_TOOBIG);
 
-	req.type = 0x07;
+	req.type = WIRE_EVENT; /* not a request */
 	req.name.len = 1;
 	assert_int_equal(wire_encode_request(&req, buf, sizeof(buf)), WIRE_E_TYPE);
 	assert_int_equal(wire_request_size(&req), 0);
@@ -484,6 +546,156 @@ static void test_encode_refusals(void **state)
 	assert_int_equal(wire_encode_response(&resp, buf, sizeof(buf)), WIRE_E_TRUNCATED);
 }
 
+/* ---- version 2: WATCH and EVENT ---------------------------------------- */
+
+/*
+ * The version byte is the lowest version that defines the type: 1 for the
+ * first six types (so a version-1 peer sees no change), 2 for WATCH and
+ * EVENT; any other byte is refused so that each message has one encoding.
+ */
+static void test_type_versions(void **state)
+{
+	(void)state;
+	assert_int_equal(WIRE_VERSION, 2);
+	for (uint8_t t = WIRE_PING; t <= WIRE_WHOAMI; t++)
+		assert_int_equal(wire_type_version(t), 1);
+	assert_int_equal(wire_type_version(WIRE_WATCH), 2);
+	assert_int_equal(wire_type_version(WIRE_EVENT), 2);
+	assert_int_equal(wire_type_version(0), 0);
+	assert_int_equal(wire_type_version(9), 0);
+	/* v1 types under v2, and the reverse */
+	assert_int_equal(dec_req("02 01"), WIRE_E_VERSION);
+	assert_int_equal(dec_req("02 02 0001 61 00000000"), WIRE_E_VERSION);
+	assert_int_equal(dec_resp("02 81 00 0000"), WIRE_E_VERSION);
+	assert_int_equal(dec_req("01 07 0001 0001 61"), WIRE_E_VERSION);
+	assert_int_equal(dec_req("03 07 0001 0001 61"), WIRE_E_VERSION);
+	assert_int_equal(dec_req("00 07 0001 0001 61"), WIRE_E_VERSION);
+	assert_int_equal(dec_resp("01 87 00 00000000"), WIRE_E_VERSION);
+	assert_int_equal(dec_resp("01 88 00 0001 61 00000001"), WIRE_E_VERSION);
+	assert_int_equal(dec_resp("03 88 00 0001 61 00000001"), WIRE_E_VERSION);
+	/* the good ones, for contrast */
+	assert_int_equal(dec_req("02 07 0001 0001 61"), 0);
+	assert_int_equal(dec_resp("02 88 00 0001 61 00000001"), 0);
+}
+
+static void test_watch_decode_refusals(void **state)
+{
+	uint8_t b[300];
+	struct wire_request r;
+	size_t n;
+
+	(void)state;
+	/* pattern counts: 1..64 */
+	assert_int_equal(dec_req("02 07 0000"), WIRE_E_FIELD);
+	assert_int_equal(dec_req("02 07 0041 0001 61"), WIRE_E_TOOBIG);
+	assert_int_equal(dec_req("02 07 ffff"), WIRE_E_TOOBIG);
+	assert_int_equal(dec_req("02 07 0002 0001 61"), WIRE_E_TRUNCATED);
+	assert_int_equal(dec_req("02 07 0001"), WIRE_E_TRUNCATED);
+	/* a pattern: 1..255 bytes of name bytes and '*' */
+	assert_int_equal(dec_req("02 07 0001 0000 00"), WIRE_E_FIELD);
+	assert_int_equal(dec_req("02 07 0001 0100 00"), WIRE_E_TOOBIG);
+	assert_int_equal(dec_req("02 07 0001 0001 20"), WIRE_E_FIELD);
+	assert_int_equal(dec_req("02 07 0001 0002 610a"), WIRE_E_FIELD);
+	assert_int_equal(dec_req("02 07 0001 0001 00"), WIRE_E_FIELD);
+	assert_int_equal(dec_req("02 07 0002 0001 61 0001 ff"), WIRE_E_FIELD);
+	assert_int_equal(dec_req("02 07 0001 0001 2a"), 0);
+	/* 255 bytes is the longest pattern */
+	n = unhex("02 07 0001 00ff", b, sizeof(b));
+	memset(b + n, 'a', 255);
+	assert_int_equal(wire_decode_request(b, n + 255, &r), 0);
+	assert_int_equal(r.nitems, 1);
+	/* a WATCH answer: names without '*', each with a version */
+	assert_int_equal(dec_resp("02 87 00 ffffffff 0001 61 00000001"), WIRE_E_TRUNCATED);
+	assert_int_equal(dec_resp("02 87 00 00000002 0001 61 00000001"), WIRE_E_TRUNCATED);
+	assert_int_equal(dec_resp("02 87 00 00000001 0000 00000001 00"), WIRE_E_FIELD);
+	assert_int_equal(dec_resp("02 87 00 00000001 0001 2a 00000001"), WIRE_E_FIELD);
+	assert_int_equal(dec_resp("02 87 00 00000001 0100 00000001 00"), WIRE_E_TOOBIG);
+	assert_int_equal(dec_resp("02 87 00 00000001 0002 6162 000001"), WIRE_E_TRUNCATED);
+	/* an EVENT */
+	assert_int_equal(dec_resp("02 88 00 0000 00000001"), WIRE_E_FIELD);
+	assert_int_equal(dec_resp("02 88 00 0001 0a 00000001"), WIRE_E_FIELD);
+	assert_int_equal(dec_resp("02 88 00 0100"), WIRE_E_TOOBIG);
+	assert_int_equal(dec_resp("02 88 00 0001 61 000001"), WIRE_E_TRUNCATED);
+	assert_int_equal(dec_resp("02 88 03 0401"), WIRE_E_TOOBIG); /* message limit */
+}
+
+static void test_watch_encode_refusals(void **state)
+{
+	uint8_t buf[1024];
+	char big[256];
+	struct wire_str pats[65];
+	struct wire_request req = { .type = WIRE_WATCH, .items = pats };
+	struct wire_response resp = { .type = WIRE_WATCH, .status = WIRE_OK };
+	static const uint32_t one_version[] = { 7 };
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	for (size_t i = 0; i < 65; i++)
+		pats[i] = S("a");
+	req.nitems = 0;
+	assert_int_equal(wire_encode_request(&req, buf, sizeof(buf)), WIRE_E_FIELD);
+	assert_int_equal(wire_request_size(&req), 0);
+	req.nitems = 65;
+	assert_int_equal(wire_encode_request(&req, buf, sizeof(buf)), WIRE_E_TOOBIG);
+	req.nitems = 64;
+	assert_int_equal(wire_encode_request(&req, buf, sizeof(buf)), 4 + 2 + 2 + 64 * 3);
+	req.nitems = 1;
+	pats[0] = (struct wire_str){ (const uint8_t *)big, 255 };
+	assert_int_equal(wire_encode_request(&req, buf, sizeof(buf)), 4 + 2 + 2 + 2 + 255);
+	pats[0].len = 256;
+	assert_int_equal(wire_encode_request(&req, buf, sizeof(buf)), WIRE_E_TOOBIG);
+	pats[0] = S("a b");
+	assert_int_equal(wire_encode_request(&req, buf, sizeof(buf)), WIRE_E_FIELD);
+	pats[0] = S("");
+	assert_int_equal(wire_encode_request(&req, buf, sizeof(buf)), WIRE_E_FIELD);
+	req.items = NULL;
+	assert_int_equal(wire_encode_request(&req, buf, sizeof(buf)), WIRE_E_TRUNCATED);
+
+	resp.items = list_items;
+	resp.nitems = 1;
+	assert_int_equal(wire_encode_response(&resp, buf, sizeof(buf)), WIRE_E_TRUNCATED);
+	resp.versions = one_version;
+	assert_int_equal(wire_encode_response(&resp, buf, sizeof(buf)), 4 + 3 + 4 + 3 + 4);
+	resp.items = pats; /* "" */
+	assert_int_equal(wire_encode_response(&resp, buf, sizeof(buf)), WIRE_E_FIELD);
+	pats[0] = S("a/*");
+	assert_int_equal(wire_encode_response(&resp, buf, sizeof(buf)), WIRE_E_FIELD);
+
+	resp = (struct wire_response){ .type = WIRE_EVENT, .status = WIRE_OK };
+	assert_int_equal(wire_encode_response(&resp, buf, sizeof(buf)), WIRE_E_FIELD);
+	resp.name = S("a\n");
+	assert_int_equal(wire_encode_response(&resp, buf, sizeof(buf)), WIRE_E_FIELD);
+	resp.name = S("db/x");
+	assert_int_equal(wire_encode_response(&resp, buf, 16), WIRE_E_SPACE);
+	assert_int_equal(wire_encode_response(&resp, buf, 17), 17);
+}
+
+static void test_pairs_next_bounds(void **state)
+{
+	uint8_t b[16];
+	struct wire_str cur, name;
+	uint32_t v = 99;
+
+	(void)state;
+	cur.len = unhex("0005 6162", b, sizeof(b));
+	cur.ptr = b;
+	assert_false(wire_pairs_next(&cur, &name, &v));
+	/* a name without its whole version */
+	cur.len = unhex("0001 61 000000", b, sizeof(b));
+	cur.ptr = b;
+	assert_false(wire_pairs_next(&cur, &name, &v));
+	assert_int_equal(v, 99);
+	cur.len = unhex("0001 61 00000009 0001", b, sizeof(b));
+	cur.ptr = b;
+	assert_true(wire_pairs_next(&cur, &name, &v));
+	assert_str(name, "a");
+	assert_int_equal(v, 9);
+	assert_false(wire_pairs_next(&cur, &name, &v));
+	cur.ptr = NULL;
+	cur.len = 0;
+	assert_false(wire_pairs_next(&cur, &name, &v));
+}
+
 /* ---- names of things --------------------------------------------------- */
 
 static void test_type_names(void **state)
@@ -496,14 +708,16 @@ static void test_type_names(void **state)
 	assert_string_equal(wire_type_name(WIRE_DELETE), "rm");
 	assert_string_equal(wire_type_name(WIRE_WHOAMI), "whoami");
 	assert_null(wire_type_name(0));
-	assert_null(wire_type_name(7));
+	assert_string_equal(wire_type_name(WIRE_WATCH), "watch");
+	assert_null(wire_type_name(WIRE_EVENT));
+	assert_null(wire_type_name(9));
 	assert_null(wire_type_name(WIRE_GET | WIRE_RESPONSE_BIT));
 }
 
 static void test_strerror(void **state)
 {
 	(void)state;
-	for (int e = WIRE_E_STATUS; e <= WIRE_E_TRUNCATED; e++) {
+	for (int e = WIRE_E_FIELD; e <= WIRE_E_TRUNCATED; e++) {
 		assert_non_null(wire_strerror(e));
 		for (int f = e + 1; f <= WIRE_E_TRUNCATED; f++)
 			assert_string_not_equal(wire_strerror(e), wire_strerror(f));
@@ -542,6 +756,10 @@ int main(void)
 		cmocka_unit_test(test_frame_length),
 		cmocka_unit_test(test_items_next_bounds),
 		cmocka_unit_test(test_encode_refusals),
+		cmocka_unit_test(test_type_versions),
+		cmocka_unit_test(test_watch_decode_refusals),
+		cmocka_unit_test(test_watch_encode_refusals),
+		cmocka_unit_test(test_pairs_next_bounds),
 		cmocka_unit_test(test_type_names),
 		cmocka_unit_test(test_strerror),
 		cmocka_unit_test(test_exit_codes),
