@@ -23,6 +23,9 @@
 #include "services.h"
 
 #define MAX_REPLIES 64 /* replies queued before the connection is no longer read */
+/* Events queued for a subscriber: coalesced past the first, closed past the second. */
+#define EVENTS_COALESCE 32
+#define CONN_MAX_EVENTS 512
 
 enum conn_state {
 	CONN_OPEN,     /* takes requests */
@@ -42,7 +45,8 @@ struct conn {
 	TAILQ_ENTRY(conn) ready_link; /* svc->ready, while on_ready */
 	bool on_ready;
 	bool reading;                 /* uv_read_start is in effect */
-	bool stream;                  /* a watcher: never idle */
+	void *stream;                 /* a watcher's state (never idle), or NULL */
+	void (*stream_end)(void *stream);
 	bool eof;                     /* the peer will send no more: answer, then close */
 	struct identity id;
 	struct limits_slot *slot;
@@ -143,9 +147,15 @@ bool conn_closing(const struct conn *c)
 	return c->state == CONN_CLOSING;
 }
 
-void conn_set_stream(struct conn *c)
+void conn_set_stream(struct conn *c, void *state, void (*end)(void *state))
 {
-	c->stream = true;
+	c->stream = state;
+	c->stream_end = end;
+}
+
+bool conn_is_stream(const struct conn *c)
+{
+	return c->stream != NULL;
 }
 
 size_t conn_queued(const struct conn *c)
@@ -427,7 +437,11 @@ static void reply_free(struct reply *r)
 	TAILQ_REMOVE(&c->replies, r, link);
 	c->nreplies--;
 	reply_drop_content(r);
-	buf_put(c, r->out, r->out_cap, LIMITS_OUT);
+	if (r->plain)
+		free(r->out);
+	else
+		buf_put(c, r->out, r->out_cap, LIMITS_OUT);
+	free(r->ev_text);
 	free(r);
 	conn_unref(c);
 }
@@ -532,6 +546,96 @@ void conn_reply_ready(struct reply *r)
 	pump(c);
 }
 
+/* ---- streams ------------------------------------------------------------------ */
+
+/* Offsets in an encoded EVENT frame: header, version, type, status, str16 name, u32. */
+#define EVENT_NAME_AT (WIRE_HEADER_SIZE + 3 + 2)
+
+/* An event for the same name still waiting: it takes the newer version. */
+static bool coalesce(struct conn *c, const char *name, size_t len, uint32_t version)
+{
+	struct reply *r;
+
+	TAILQ_FOREACH_REVERSE(r, &c->replies, reply_list, link) {
+		uint8_t *v;
+
+		if (r->state != REPLY_READY)
+			break; /* an older one is already being written */
+		if (r->type != WIRE_EVENT || r->resp.status != WIRE_OK ||
+		    r->out_len != EVENT_NAME_AT + len + 4 ||
+		    memcmp(r->out + EVENT_NAME_AT, name, len) != 0)
+			continue;
+		v = r->out + EVENT_NAME_AT + len;
+		v[0] = (uint8_t)(version >> 24);
+		v[1] = (uint8_t)(version >> 16);
+		v[2] = (uint8_t)(version >> 8);
+		v[3] = (uint8_t)version;
+		return true;
+	}
+	return false;
+}
+
+static int push(struct conn *c, const struct wire_response *resp, bool close_after)
+{
+	size_t size = wire_response_size(resp);
+	struct reply *r;
+	long n;
+
+	if (size == 0)
+		return -1;
+	r = conn_reply_new(c, resp->type);
+	if (r == NULL)
+		return -1;
+	r->plain = true;
+	r->close_after = close_after;
+	r->out = malloc(size);
+	n = r->out != NULL ? wire_encode_response(resp, r->out, size) : -1;
+	if (n < 0) {
+		r->state = REPLY_READY;
+		r->out_len = 0;
+		reply_free(r);
+		return -1;
+	}
+	r->out_len = (size_t)n;
+	r->out_cap = size;
+	conn_reply_ready(r);
+	return 0;
+}
+
+int conn_push_event(struct conn *c, const char *name, size_t len, uint32_t version)
+{
+	struct wire_response resp = {
+		.type = WIRE_EVENT, .status = WIRE_OK, .version = version,
+		.name = { (const uint8_t *)name, len },
+	};
+
+	if (c->state == CONN_CLOSING || c->state == CONN_DRAINING)
+		return 0;
+	if (c->nreplies >= EVENTS_COALESCE && coalesce(c, name, len, version))
+		return 0;
+	if (c->nreplies >= CONN_MAX_EVENTS)
+		return -1;
+	return push(c, &resp, false);
+}
+
+void conn_end_stream(struct conn *c, uint8_t status, const char *message)
+{
+	struct wire_response resp = {
+		.type = WIRE_EVENT, .status = status,
+		.value = { (const uint8_t *)message, strlen(message) },
+	};
+
+	if (c->state == CONN_CLOSING || c->state == CONN_DRAINING)
+		return;
+	if (push(c, &resp, true) != 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->state == CONN_OPEN)
+		c->state = CONN_DRAINING;
+	update_reading(c);
+}
+
 /* ---- lifetime --------------------------------------------------------------- */
 
 static void on_closed(uv_handle_t *h)
@@ -547,6 +651,9 @@ void conn_close(struct conn *c)
 	if (c->state == CONN_CLOSING)
 		return;
 	c->state = CONN_CLOSING;
+	if (c->stream_end != NULL)
+		c->stream_end(c->stream);
+	c->stream_end = NULL;
 	request_end_refusals(svc, c);
 	unready(c);
 	TAILQ_REMOVE(&svc->conns, c, link);

@@ -48,8 +48,21 @@ struct reply *conn_reply_new(struct conn *c, uint8_t type);
 void conn_reply_ready(struct reply *r);
 /* The request being decided on c is decided: c may take its next one. */
 void conn_request_decided(struct conn *c);
-/* From now on c is a stream (watch): no idle timeout. */
-void conn_set_stream(struct conn *c);
+/*
+ * From now on c is a stream (watch): no idle timeout, and end(state) is
+ * called when the connection closes.
+ */
+void conn_set_stream(struct conn *c, void *state, void (*end)(void *state));
+bool conn_is_stream(const struct conn *c);
+/*
+ * Queue an EVENT (name now has version, 0 = deleted) after everything queued
+ * so far.  A subscriber that does not read has its events for one name
+ * coalesced to the latest; past CONN_MAX_EVENTS queued, -1: the caller ends
+ * the stream.
+ */
+int conn_push_event(struct conn *c, const char *name, size_t len, uint32_t version);
+/* End the stream with an EVENT of this status and message, then close. */
+void conn_end_stream(struct conn *c, uint8_t status, const char *message);
 /* Replies queued and not yet written (watch coalesces events past a bound). */
 size_t conn_queued(const struct conn *c);
 

@@ -13,6 +13,7 @@
 #include "reply.h"
 #include "request.h"
 #include "services.h"
+#include "watch.h"
 #include "writer.h"
 
 enum op_result op_get(struct request *rq)
@@ -97,6 +98,9 @@ static void write_done(struct writer_job *job)
 			r->ev.count = op->version;
 		else
 			r->ev.version = op->version;
+		/* Durable now, and in commit order: watchers hear of it. */
+		watch_changed(w->svc->hub, op->name, op->name_len,
+			      op->kind == VAULT_OP_DELETE ? 0 : op->version);
 	} else if (op->result == VAULT_E_NOTFOUND) {
 		write_not_found(w, r->ev.who);
 	} else {

@@ -11,6 +11,8 @@ static const struct op_entry ops[] = {
 	{ WIRE_DELETE, "rm", PERM_DELETE, OP_NAME | OP_AUDITED | OP_SECRET | OP_CALLER, op_delete },
 	/* The policy is asked name by name, for list. */
 	{ WIRE_LIST, "list", PERM_LIST, OP_AUDITED | OP_CALLER, op_list },
+	/* And name by name, for watch: at once and for every event. */
+	{ WIRE_WATCH, "watch", PERM_READ, OP_AUDITED | OP_CALLER | OP_STREAM, op_watch },
 };
 
 const struct op_entry *op_find(uint8_t type)

@@ -58,5 +58,6 @@ enum op_result op_get(struct request *rq);      /* op_secret.c */
 enum op_result op_put(struct request *rq);      /* op_secret.c */
 enum op_result op_delete(struct request *rq);   /* op_secret.c */
 enum op_result op_list(struct request *rq);     /* op_list.c */
+enum op_result op_watch(struct request *rq);    /* op_watch.c */
 
 #endif

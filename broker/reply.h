@@ -46,6 +46,8 @@ struct reply {
 	uint32_t *versions;          /* WATCH */
 	char *item_text;             /* the bytes items point into */
 	struct audit_event ev;       /* the record, filled as the request is decided */
+	char *ev_text;               /* what ev.name points at when the reply owns it */
+	bool plain;                  /* out is malloc'd: an event, which holds no secret */
 	uint8_t *out;                /* the encoded frame (guarded memory) */
 	size_t out_len, out_cap;
 	uv_write_t wreq;

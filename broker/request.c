@@ -47,8 +47,12 @@ static void on_release(struct gate_item *item, enum gate_outcome outcome)
 {
 	struct reply *r = container_of(item, struct reply, gate);
 
-	if (outcome == GATE_UNWRITTEN && (r->flags & OP_AUDITED))
+	if (outcome == GATE_UNWRITTEN && (r->flags & OP_AUDITED)) {
 		withhold(r);
+		/* A subscription that could not be recorded does not stay. */
+		if (r->flags & OP_STREAM)
+			r->close_after = true;
+	}
 	else if (outcome == GATE_UNSYNCED && (r->flags & OP_SECRET) && r->resp.status == WIRE_OK)
 		withhold(r);
 	conn_reply_ready(r);

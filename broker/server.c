@@ -22,6 +22,7 @@
 #include "log.h"
 #include "request.h"
 #include "services.h"
+#include "watch.h"
 
 #define TICK_MS 1000
 
@@ -217,7 +218,8 @@ static int init_services(struct server *s, const struct server_parts *parts)
 		 WIRE_VERSION);
 	svc->limits = limits_new(&lc);
 	svc->buffers = buffers_new(BUFFERS_BUDGET, BUFFERS_REPLY_RESERVE);
-	return svc->limits != NULL && svc->buffers != NULL ? 0 : -1;
+	svc->hub = watch_hub_new();
+	return svc->limits != NULL && svc->buffers != NULL && svc->hub != NULL ? 0 : -1;
 }
 
 int server_run(struct server_parts *parts)
@@ -267,6 +269,7 @@ out_noloop:
 	buffers_free(s->svc.buffers);
 	writer_free(s->svc.writer);
 	gate_free(s->svc.gate);
+	watch_hub_free(s->svc.hub);
 	free(s);
 	return ret;
 }

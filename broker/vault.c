@@ -95,6 +95,7 @@ struct vault {
 	sqlite3_stmt *st_latest;
 	sqlite3_stmt *st_version;
 	sqlite3_stmt *st_list;
+	sqlite3_stmt *st_versions;
 	sqlite3_stmt *st_ckpt;
 };
 
@@ -879,6 +880,9 @@ static int prepare_reader(struct vault *v, char *err, size_t errlen)
 		src = prepare(v->db, "SELECT DISTINCT name FROM secrets ORDER BY name",
 			      &v->st_list);
 	if (src == SQLITE_OK)
+		src = prepare(v->db, "SELECT name, max(version) FROM secrets GROUP BY name"
+			      " ORDER BY name", &v->st_versions);
+	if (src == SQLITE_OK)
 		src = prepare(v->db, "SELECT v FROM meta WHERE k = 'checkpoint'", &v->st_ckpt);
 	if (src != SQLITE_OK) {
 		set_err(err, errlen, "vault %s: not a secretd vault (%s)", v->path,
@@ -932,6 +936,7 @@ void vault_close(struct vault *v)
 	sqlite3_finalize(v->st_latest);
 	sqlite3_finalize(v->st_version);
 	sqlite3_finalize(v->st_list);
+	sqlite3_finalize(v->st_versions);
 	sqlite3_finalize(v->st_ckpt);
 	sqlite3_close(v->db);
 	keyring_free(&v->kr);
@@ -1024,6 +1029,31 @@ int vault_list(struct vault *v, vault_name_fn fn, void *ctx)
 		size_t len = (size_t)sqlite3_column_bytes(st, 0);
 
 		rc = fn(p != NULL ? (const char *)p : "", len, ctx);
+		if (rc != 0)
+			goto out;
+	}
+	if (src != SQLITE_DONE)
+		rc = sqlite_to_vault(src) == VAULT_E_NOMEM ? VAULT_E_NOMEM : VAULT_E_IO;
+out:
+	stmt_done(st);
+	return rc;
+}
+
+int vault_list_versions(struct vault *v, vault_version_fn fn, void *ctx)
+{
+	sqlite3_stmt *st = v->st_versions;
+	int src, rc = 0;
+
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *p = sqlite3_column_blob(st, 0);
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		sqlite3_int64 version = sqlite3_column_int64(st, 1);
+
+		if (version <= 0 || version > UINT32_MAX) {
+			rc = VAULT_E_INTEGRITY;
+			goto out;
+		}
+		rc = fn(p != NULL ? (const char *)p : "", len, (uint32_t)version, ctx);
 		if (rc != 0)
 			goto out;
 	}

@@ -66,6 +66,13 @@ void vault_secret_free(struct vault_secret *s);
 typedef int (*vault_name_fn)(const char *name, size_t len, void *ctx);
 int vault_list(struct vault *v, vault_name_fn fn, void *ctx);
 
+/*
+ * The same walk with each name's latest version number, read without
+ * decrypting (for watch: a version is authenticated when its value is read).
+ */
+typedef int (*vault_version_fn)(const char *name, size_t len, uint32_t version, void *ctx);
+int vault_list_versions(struct vault *v, vault_version_fn fn, void *ctx);
+
 /* Writes, batched into one durable commit by the writer. */
 enum vault_op_kind { VAULT_OP_PUT, VAULT_OP_DELETE, VAULT_OP_CHECKPOINT };
 
