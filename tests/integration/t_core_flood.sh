@@ -46,7 +46,10 @@ done
 for p in "${FLOODERS[@]}"; do wait "$p" || true; done
 FLOODERS=()
 note "connections made by the flood: $(cat "$RUN/flood.1") + $(cat "$RUN/flood.2"); worst ping: $worst ms"
-((worst < 1000)) || fail "a ping took $worst ms during the connect flood"
+# A sanitized build (and its sanitized secretctl) is several times slower.
+bound=1000
+[ "${SECRETD_SANITIZED:-0}" = 1 ] && bound=4000
+((worst < bound)) || fail "a ping took $worst ms during the connect flood (bound $bound ms)"
 expect_status 0 "$CTL" ping
 stop_broker
 echo "PASS $TEST_NAME"
