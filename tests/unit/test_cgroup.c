@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <pthread.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
@@ -507,6 +508,92 @@ static void test_peer_exited(void **state)
 	close(conn);
 }
 
+/* ---- a caller whose main thread has exited ---------------------------- */
+
+static struct sockaddr_un zl_addr;
+static socklen_t zl_addrlen;
+
+/* The second thread: once the leader is a zombie, connect and wait. */
+static void *zl_thread(void *arg)
+{
+	int s;
+	char c;
+
+	(void)arg;
+	for (int i = 0; i < 500 && proc_state(getpid()) != 'Z'; i++)
+		usleep(10000);
+	if (proc_state(getpid()) != 'Z')
+		_exit(5);
+	s = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&zl_addr, zl_addrlen) != 0)
+		_exit(3);
+	_exit(read(s, &c, 1) == 1 ? 0 : 4);
+}
+
+/*
+ * Fork a child whose main thread calls pthread_exit and whose second
+ * thread connects; the accepted connection is returned.
+ */
+static int connect_from_zombie_leader(pid_t *child)
+{
+	int lfd = listen_abstract(&zl_addr, &zl_addrlen);
+	int conn;
+
+	*child = fork();
+	assert_true(*child >= 0);
+	if (*child == 0) {
+		pthread_t t;
+
+		close(lfd);
+		if (pthread_create(&t, NULL, zl_thread, NULL) != 0)
+			_exit(2);
+		pthread_exit(NULL);
+	}
+	conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(conn >= 0);
+	close(lfd);
+	return conn;
+}
+
+/* 0 when the identity was refused as it must be, else a code. */
+static int expect_leader_refused(int conn, pid_t child)
+{
+	struct identity id;
+	int rc = 0;
+
+	if (proc_state(child) != 'Z')
+		return 20;
+	if (peer_identify(conn, &id) != 0)
+		return 21;
+	if (!id.creds || id.pid != child)
+		rc = 22;
+	else if (id.established || id.cgroup != NULL || id.container[0] != '\0')
+		rc = 23;
+	else if (strstr(id.problem, "main thread") == NULL)
+		rc = 24;
+	identity_clear(&id);
+	return rc;
+}
+
+/*
+ * On v1 and hybrid hosts /proc shows "/" on every v1 line once the leader
+ * is exiting, and the pidfd stays alive: the identity must be refused.
+ */
+static void test_peer_zombie_leader(void **state)
+{
+	pid_t child;
+	int status;
+	int conn = connect_from_zombie_leader(&child);
+
+	(void)state;
+	assert_int_equal(expect_leader_refused(conn, child), 0);
+	assert_int_equal(write(conn, "x", 1), 1);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(conn);
+}
+
 /*
  * Kernels before 6.5 have no SO_PEERPIDFD.  A seccomp filter makes this one
  * answer ENOPROTOOPT as they do, so the start-time fallback runs for real.
@@ -564,6 +651,16 @@ static int fallback_child(void)
 	if (waitpid(pid, &status, 0) != pid)
 		rc = 11;
 	close(conn);
+	if (rc != 0)
+		return rc;
+
+	/* Nor is a process whose main thread alone has exited. */
+	conn = connect_from_zombie_leader(&pid);
+	rc = expect_leader_refused(conn, pid);
+	if (write(conn, "x", 1) != 1 || waitpid(pid, &status, 0) != pid ||
+	    !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		rc = rc != 0 ? rc : 12;
+	close(conn);
 	return rc;
 }
 
@@ -615,6 +712,7 @@ int main(void)
 		cmocka_unit_test(test_peer_self),
 		cmocka_unit_test(test_peer_child),
 		cmocka_unit_test(test_peer_exited),
+		cmocka_unit_test(test_peer_zombie_leader),
 		cmocka_unit_test(test_peer_fallback),
 		cmocka_unit_test(test_peer_not_socket),
 		cmocka_unit_test(test_own_depth),
