@@ -11,7 +11,8 @@
 #include <sys/types.h>
 
 #define CONTAINER_ID_LEN 64 /* hex digits */
-#define POD_UID_LEN 36      /* 8-4-4-4-12 */
+#define POD_UID_LEN 36      /* 8-4-4-4-12, the longest form of a pod UID */
+#define POD_UID_HEX_LEN 32  /* a static pod's UID: 32 hex digits (an md5) */
 
 struct identity {
 	uid_t uid;
@@ -22,7 +23,7 @@ struct identity {
 
 	char *cgroup;  /* cgroup path, "/..." (malloc'd); NULL when unknown */
 	char container[CONTAINER_ID_LEN + 1]; /* "" when none */
-	char pod[POD_UID_LEN + 1];            /* "" when none */
+	char pod[POD_UID_LEN + 1];            /* "" when none; UUID or 32 hex */
 	bool host;     /* shares the broker's pid namespace */
 
 	bool creds;          /* uid/gid/pid came from SO_PEERCRED */
