@@ -97,7 +97,6 @@ struct policy {
 	size_t nrules, cap;
 };
 
-
 /*
  * A variable of patterns: its value for a caller, false when the caller
  * lacks it.  Values are checked to be digits, hex and the characters of a
