@@ -39,7 +39,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: secretd check-policy PATH [--as SELECTOR... PERM NAME]\n"
 		"  SELECTOR: uid=N gid=N groups=N[,N...] user=NAME group=NAME cgroup=PATH\n"
-		"            container=FULL-ID pod=UID host any\n"
+		"            container=FULL-ID pod=UID unit=NAME host any\n"
 		"  PERM: read, write, list or delete\n");
 	return 2;
 }
@@ -146,8 +146,11 @@ static bool hex_string(const char *s, size_t want)
 	return true;
 }
 
+/* 8-4-4-4-12 hex digits, or the 32 of a static pod's UID. */
 static bool pod_valid(const char *s)
 {
+	if (hex_string(s, POD_UID_HEX_LEN))
+		return true;
 	if (strlen(s) != POD_UID_LEN)
 		return false;
 	for (size_t i = 0; i < POD_UID_LEN; i++) {
@@ -201,72 +204,162 @@ static int set_cgroup(struct caller *c, const char *sel, const char *path)
 	return 0;
 }
 
+/* The characters of a systemd unit name (unit_name_is_valid()). */
+static bool unit_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > UNIT_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || strchr(":-_.\\@", ch) != NULL))
+			return false;
+	}
+	return true;
+}
+
+/* One --as word: v is what follows '=' ("" for a bare word). */
+typedef int (*describe_fn)(struct caller *c, const char *sel, const char *v);
+
+static int as_host(struct caller *c, const char *sel, const char *v)
+{
+	(void)sel;
+	(void)v;
+	c->id.host = true;
+	return 0;
+}
+
+static int as_any(struct caller *c, const char *sel, const char *v)
+{
+	(void)c;
+	(void)sel;
+	(void)v;
+	return 0; /* holds for every caller: describes nothing more */
+}
+
+static int as_uid(struct caller *c, const char *sel, const char *v)
+{
+	unsigned n;
+
+	if (config_parse_uint(v, 0, ID_MAX, &n) != 0)
+		return bad_selector(sel, "expected a number");
+	return set_uid(c, sel, n);
+}
+
+static int as_gid(struct caller *c, const char *sel, const char *v)
+{
+	unsigned n;
+
+	if (config_parse_uint(v, 0, ID_MAX, &n) != 0)
+		return bad_selector(sel, "expected a number");
+	return set_gid(c, sel, n);
+}
+
+static int as_groups(struct caller *c, const char *sel, const char *v)
+{
+	return parse_groups(sel, v, &c->id);
+}
+
+static int as_user(struct caller *c, const char *sel, const char *v)
+{
+	unsigned n, gid = 0;
+
+	if (lookup(v, true, &n, &gid) != 0)
+		return bad_selector(sel, "unknown user");
+	if (set_uid(c, sel, n) != 0)
+		return -1;
+	/* Like a login: the user's primary group unless gid= says otherwise. */
+	if (!c->have_gid) {
+		c->id.gid = (gid_t)gid;
+		c->user_gid = true;
+	}
+	return 0;
+}
+
+static int as_group(struct caller *c, const char *sel, const char *v)
+{
+	unsigned n, gid = 0;
+
+	if (lookup(v, false, &n, &gid) != 0)
+		return bad_selector(sel, "unknown group");
+	if (add_group(&c->id, (gid_t)n) != 0)
+		return bad_selector(sel, "too many groups");
+	return 0;
+}
+
+static int as_cgroup(struct caller *c, const char *sel, const char *v)
+{
+	return set_cgroup(c, sel, v);
+}
+
+static int as_container(struct caller *c, const char *sel, const char *v)
+{
+	/*
+	 * A real caller has one full id; from a prefix or "*" neither
+	 * ${container} nor a longer rule id could be evaluated truly.
+	 */
+	if (!hex_string(v, CONTAINER_ID_LEN))
+		return bad_selector(sel, "a caller has one full container id: give all 64 hex "
+				    "digits (docker inspect --format '{{.Id}}' NAME, or "
+				    "the container= line of secretctl whoami)");
+	copy_lower(c->container, v, CONTAINER_ID_LEN);
+	return 0;
+}
+
+static int as_pod(struct caller *c, const char *sel, const char *v)
+{
+	if (!pod_valid(v))
+		return bad_selector(sel, "expected a pod UID (8-4-4-4-12 hex digits, or 32 for "
+				    "a static pod)");
+	copy_lower(c->pod, v, strlen(v));
+	return 0;
+}
+
+/* unit=NAME: systemd (PID 1) loading a credential for that unit. */
+static int as_unit(struct caller *c, const char *sel, const char *v)
+{
+	if (!unit_name_valid(v))
+		return bad_selector(sel, "expected a systemd unit name (e.g. backup.service)");
+	if (c->id.unit != NULL)
+		return bad_selector(sel, "the caller's unit is already given");
+	c->id.unit = strdup(v);
+	if (c->id.unit == NULL)
+		return bad_selector(sel, "out of memory");
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	bool value; /* NAME=VALUE; otherwise a bare word */
+	describe_fn describe;
+} as_words[] = {
+	{ "uid", true, as_uid },
+	{ "gid", true, as_gid },
+	{ "groups", true, as_groups },
+	{ "user", true, as_user },
+	{ "group", true, as_group },
+	{ "cgroup", true, as_cgroup },
+	{ "container", true, as_container },
+	{ "pod", true, as_pod },
+	{ "unit", true, as_unit },
+	{ "host", false, as_host },
+	{ "any", false, as_any },
+};
+
 static int describe_one(struct caller *c, const char *sel)
 {
 	const char *eq = strchr(sel, '=');
-	const char *v = eq != NULL ? eq + 1 : "";
 	size_t klen = eq != NULL ? (size_t)(eq - sel) : strlen(sel);
-	unsigned n, gid = 0;
 
-	if (eq == NULL && strcmp(sel, "host") == 0) {
-		c->id.host = true;
-		return 0;
-	}
-	if (eq == NULL && strcmp(sel, "any") == 0)
-		return 0; /* holds for every caller: describes nothing more */
-	if (eq != NULL && klen == 3 && strncmp(sel, "uid", 3) == 0) {
-		if (config_parse_uint(v, 0, ID_MAX, &n) != 0)
-			return bad_selector(sel, "expected a number");
-		return set_uid(c, sel, n);
-	}
-	if (eq != NULL && klen == 3 && strncmp(sel, "gid", 3) == 0) {
-		if (config_parse_uint(v, 0, ID_MAX, &n) != 0)
-			return bad_selector(sel, "expected a number");
-		return set_gid(c, sel, n);
-	}
-	if (eq != NULL && klen == 6 && strncmp(sel, "groups", 6) == 0)
-		return parse_groups(sel, v, &c->id);
-	if (eq != NULL && klen == 4 && strncmp(sel, "user", 4) == 0) {
-		if (lookup(v, true, &n, &gid) != 0)
-			return bad_selector(sel, "unknown user");
-		if (set_uid(c, sel, n) != 0)
-			return -1;
-		/* Like a login: the user's primary group unless gid= says otherwise. */
-		if (!c->have_gid) {
-			c->id.gid = (gid_t)gid;
-			c->user_gid = true;
-		}
-		return 0;
-	}
-	if (eq != NULL && klen == 5 && strncmp(sel, "group", 5) == 0) {
-		if (lookup(v, false, &n, &gid) != 0)
-			return bad_selector(sel, "unknown group");
-		if (add_group(&c->id, (gid_t)n) != 0)
-			return bad_selector(sel, "too many groups");
-		return 0;
-	}
-	if (eq != NULL && klen == 6 && strncmp(sel, "cgroup", 6) == 0)
-		return set_cgroup(c, sel, v);
-	if (eq != NULL && klen == 9 && strncmp(sel, "container", 9) == 0) {
-		/*
-		 * A real caller has one full id; from a prefix or "*" neither
-		 * ${container} nor a longer rule id could be evaluated truly.
-		 */
-		if (!hex_string(v, CONTAINER_ID_LEN))
-			return bad_selector(sel, "a caller has one full container id: give all 64 hex "
-					    "digits (docker inspect --format '{{.Id}}' NAME, or "
-					    "the container= line of secretctl whoami)");
-		copy_lower(c->container, v, CONTAINER_ID_LEN);
-		return 0;
-	}
-	if (eq != NULL && klen == 3 && strncmp(sel, "pod", 3) == 0) {
-		if (!pod_valid(v))
-			return bad_selector(sel, "expected a pod UID (8-4-4-4-12 hex digits)");
-		copy_lower(c->pod, v, POD_UID_LEN);
-		return 0;
-	}
+	for (size_t i = 0; i < sizeof(as_words) / sizeof(as_words[0]); i++)
+		if (as_words[i].value == (eq != NULL) && strlen(as_words[i].name) == klen &&
+		    strncmp(sel, as_words[i].name, klen) == 0)
+			return as_words[i].describe(c, sel, eq != NULL ? eq + 1 : "");
 	return bad_selector(sel, "unknown selector (expected uid=, gid=, groups=, user=, "
-			    "group=, cgroup=, container=, pod= or host)");
+			    "group=, cgroup=, container=, pod=, unit= or host)");
 }
 
 /*

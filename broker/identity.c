@@ -10,6 +10,7 @@ void identity_clear(struct identity *id)
 		return;
 	free(id->groups);
 	free(id->cgroup);
+	free(id->unit);
 	/* Zero everything so a reused struct never carries a stale identity. */
 	memset(id, 0, sizeof(*id));
 }

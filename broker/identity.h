@@ -11,7 +11,9 @@
 #include <sys/types.h>
 
 #define CONTAINER_ID_LEN 64 /* hex digits */
-#define POD_UID_LEN 36      /* 8-4-4-4-12 */
+#define POD_UID_LEN 36      /* 8-4-4-4-12, the longest form of a pod UID */
+#define POD_UID_HEX_LEN 32  /* a static pod's UID: 32 hex digits (an md5) */
+#define UNIT_NAME_MAX 255   /* longest systemd unit name (UNIT_NAME_MAX - 1) */
 
 struct identity {
 	uid_t uid;
@@ -22,8 +24,14 @@ struct identity {
 
 	char *cgroup;  /* cgroup path, "/..." (malloc'd); NULL when unknown */
 	char container[CONTAINER_ID_LEN + 1]; /* "" when none */
-	char pod[POD_UID_LEN + 1];            /* "" when none */
+	char pod[POD_UID_LEN + 1];            /* "" when none; UUID or 32 hex */
 	bool host;     /* shares the broker's pid namespace */
+	/*
+	 * The systemd unit on whose behalf PID 1 connects to load a credential
+	 * (malloc'd), set only once the peer was found to be PID 1 of the
+	 * broker's pid namespace with uid 0; NULL for every other caller.
+	 */
+	char *unit;
 
 	bool creds;          /* uid/gid/pid came from SO_PEERCRED */
 	bool pidfd_verified; /* the process was confirmed alive through a pidfd */

@@ -17,6 +17,30 @@
  * process replaced during the reads but not before them (pidfd_verified
  * stays false).  An exited process (even a zombie not yet reaped) is never
  * taken for the caller.
+ *
+ * States in which /proc shows a process's cgroup as something it is not:
+ *  - Its main thread (the thread-group leader, whose entry /proc/<pid> is)
+ *    is exiting or a zombie while other threads live on.  The kernel then
+ *    prints "/" on every cgroup v1 line (the v2 line keeps the real path,
+ *    with " (deleted)" once that cgroup is removed), and the pidfd stays
+ *    alive.  So after reading the cgroup file we read the leader's state and
+ *    flags from /proc/<pid>/stat: a zombie ('Z', 'X') or PF_EXITING refuses
+ *    the identity, on every layout.  PF_EXITING is set before the kernel
+ *    starts printing "/" and is never cleared, so a leader not exiting after
+ *    the read was not exiting during it.
+ *  - A process moving between cgroups.  The kernel composes the whole file
+ *    in one go under its cgroup lock, and we take it in one read, so its
+ *    lines are one consistent snapshot, taken after connect().  Moving needs
+ *    write access to the destination, so a process that could move could as
+ *    well have connected from there; the identity is that of the moment of
+ *    the read and is kept for the connection's life.
+ *  - Threads in different cgroups (per-thread "tasks" on cgroup v1, threaded
+ *    subtrees on v2).  SO_PEERCRED names the process, not the thread, and
+ *    the file shows the leader's cgroup.  Putting a thread somewhere needs
+ *    the same rights as putting the leader there (and on v2 every thread
+ *    stays inside the process's threaded domain), so the leader's cgroup is
+ *    the one the process answers for; a thread gains nothing by being
+ *    elsewhere.
  */
 #include "peer.h"
 
@@ -44,6 +68,8 @@
 #define STAT_FILE_MAX 1024
 /* NSpid holds one pid a namespace level (at most 32 levels). */
 #define STATUS_LINE_MAX 512
+/* The task flag set when a thread starts to exit (include/linux/sched.h). */
+#define PF_EXITING 0x00000004UL
 
 /* What was read from /proc/<pid> inside one verified window. */
 struct proc_view {
@@ -52,6 +78,16 @@ struct proc_view {
 	int cgroup_err; /* 0 or a negative errno */
 	int nspid;      /* entries in NSpid, or a negative errno */
 };
+
+/* The fields of /proc/<pid>/stat we need, all of the thread-group leader. */
+struct proc_stat {
+	char state;               /* field 3 */
+	unsigned long flags;      /* field 9 */
+	unsigned long long start; /* field 22 */
+};
+
+/* Why the process read is not to be taken for the caller. */
+enum verdict { VERDICT_OK, VERDICT_EXITED, VERDICT_LEADER_EXITING };
 
 __attribute__((format(printf, 2, 3)))
 static void set_problem(struct identity *id, const char *fmt, ...)
@@ -243,14 +279,31 @@ out:
 	return rc;
 }
 
+/* A decimal number of [p, end); false unless it is digits and fits. */
+static bool stat_number(const char *p, const char *end, unsigned long long *out)
+{
+	*out = 0;
+	if (p == end)
+		return false;
+	for (; p < end; p++) {
+		if (*p < '0' || *p > '9' || *out > (~0ULL - 9) / 10)
+			return false;
+		*out = *out * 10 + (unsigned long long)(*p - '0');
+	}
+	return true;
+}
+
 /*
- * Start time (field 22) and state (field 3) from dirfd/stat.  comm, field 2,
- * may hold spaces and ')', so fields are counted after the LAST ')'.
+ * State (field 3), flags (field 9) and start time (field 22) from
+ * dirfd/stat.  comm, field 2, may hold spaces and ')', so fields are
+ * counted after the LAST ')'.
  */
-static int stat_start(int dirfd, unsigned long long *start, char *state)
+static int stat_read(int dirfd, struct proc_stat *st)
 {
 	char buf[STAT_FILE_MAX];
 	size_t len, i, field = 2;
+	unsigned long long flags = 0;
+	bool have_flags = false, have_start = false;
 	int rc = read_file_at(dirfd, "stat", buf, sizeof(buf), &len);
 
 	if (rc != 0)
@@ -259,24 +312,35 @@ static int stat_start(int dirfd, unsigned long long *start, char *state)
 		;
 	if (i == 0)
 		return -EPROTO;
-	*state = '\0';
-	*start = 0;
+	memset(st, 0, sizeof(*st));
 	while (i < len && field < 22) {
-		if (buf[i] == ' ') {
-			field++;
-			if (field == 3 && i + 1 < len)
-				*state = buf[i + 1];
-		}
-		i++;
-	}
-	if (field != 22 || i >= len || buf[i] < '0' || buf[i] > '9')
-		return -EPROTO;
-	for (; i < len && buf[i] >= '0' && buf[i] <= '9'; i++) {
-		if (*start > (~0ULL - 9) / 10)
+		const char *f, *end;
+
+		if (buf[i] != ' ')
 			return -EPROTO;
-		*start = *start * 10 + (unsigned long long)(buf[i] - '0');
+		field++;
+		f = buf + i + 1;
+		end = memchr(f, ' ', len - i - 1);
+		if (end == NULL)
+			end = buf + len;
+		if (field == 3 && end - f == 1)
+			st->state = f[0];
+		if (field == 9)
+			have_flags = stat_number(f, end, &flags);
+		if (field == 22)
+			have_start = stat_number(f, end, &st->start);
+		i = (size_t)(end - buf);
 	}
+	if (st->state == '\0' || !have_flags || !have_start)
+		return -EPROTO;
+	st->flags = (unsigned long)flags;
 	return 0;
+}
+
+/* The leader is exiting or gone: /proc no longer shows its true cgroup. */
+static bool leader_exiting(const struct proc_stat *st)
+{
+	return st->state == 'Z' || st->state == 'X' || (st->flags & PF_EXITING) != 0;
 }
 
 /* True while the pidfd's process has not exited (a zombie has). */
@@ -292,23 +356,25 @@ static bool pidfd_alive(int pidfd)
 }
 
 /*
- * Read cgroup and NSpid of the caller, then decide whether the process we
- * read was the caller: *alive says so.
+ * Read cgroup and NSpid of the caller, then decide whether what we read
+ * was the caller's true view (see the top of this file).
  */
-static void read_window(int dirfd, int pidfd, struct proc_view *v, bool *alive)
+static enum verdict read_window(int dirfd, int pidfd, struct proc_view *v)
 {
-	unsigned long long t0 = 0, t1 = 0;
-	char s0 = '\0', s1 = '\0';
-	bool timed = pidfd < 0 && stat_start(dirfd, &t0, &s0) == 0;
+	struct proc_stat s0, s1;
+	bool timed = pidfd < 0 && stat_read(dirfd, &s0) == 0;
+	bool after;
 
 	v->cgroup_err = read_file_at(dirfd, "cgroup", v->cgroup, sizeof(v->cgroup),
 				     &v->cgroup_len);
 	v->nspid = status_nspid(dirfd);
-	if (pidfd >= 0)
-		*alive = pidfd_alive(pidfd);
-	else
-		*alive = timed && stat_start(dirfd, &t1, &s1) == 0 && t0 == t1 &&
-			 s1 != 'Z' && s1 != 'X';
+	/* The leader's state after the reads, then (pidfd) that it still lives. */
+	after = stat_read(dirfd, &s1) == 0;
+	if (pidfd >= 0 ? !pidfd_alive(pidfd) : !(timed && after && s0.start == s1.start))
+		return VERDICT_EXITED;
+	if (!after)
+		return VERDICT_EXITED;
+	return leader_exiting(&s1) ? VERDICT_LEADER_EXITING : VERDICT_OK;
 }
 
 /* Turn what was read into the identity's cgroup fields and verdict. */
@@ -356,7 +422,7 @@ static int resolve_process(int fd, struct identity *id)
 	int own = peer_own_pidns_depth();
 	int pidfd = -1, dirfd = -1, rc = 0;
 	struct proc_view *v = NULL;
-	bool alive = false;
+	enum verdict verdict;
 
 	if (id->pid <= 0) {
 		set_problem(id, "%s", "caller's pid is not visible in the broker's pid namespace");
@@ -388,9 +454,14 @@ static int resolve_process(int fd, struct identity *id)
 		rc = -ENOMEM;
 		goto out;
 	}
-	read_window(dirfd, pidfd, v, &alive);
-	if (!alive) {
+	verdict = read_window(dirfd, pidfd, v);
+	if (verdict == VERDICT_EXITED) {
 		set_problem(id, "%s", "caller exited before its cgroup could be read");
+		goto out;
+	}
+	if (verdict == VERDICT_LEADER_EXITING) {
+		set_problem(id, "%s", "caller's main thread has exited: /proc no longer shows "
+			    "its true cgroup (a caller must keep its main thread)");
 		goto out;
 	}
 	id->pidfd_verified = pidfd >= 0;

@@ -40,14 +40,42 @@
 #define CONTAINER_PREFIX_MIN 12
 #define NSS_BUF_MAX (1024 * 1024)
 
-enum sel_kind { SEL_ANY, SEL_UID, SEL_GID, SEL_CGROUP, SEL_CONTAINER, SEL_POD, SEL_HOST };
+struct token {
+	const char *p;
+	size_t len;
+};
+
+struct parser {
+	const char *source;
+	unsigned line;
+	/* Columns: the byte at `base` is in column base_col of the current line. */
+	const char *base;
+	size_t base_col;
+	char *err;
+	size_t errlen;
+};
+
+struct selector;
+
+/*
+ * One selector keyword: how its word is parsed and when it holds.  A
+ * selector is one line of keywords[] below; both the parser and the
+ * evaluation read it from there.
+ */
+struct keyword {
+	const char *name;
+	bool value; /* written NAME=VALUE; otherwise a bare word */
+	/* v/n: the value after '=' (NULL/0 for a bare word). */
+	int (*parse)(struct parser *ps, const char *v, size_t n, struct selector *s);
+	bool (*holds)(const struct selector *s, const struct identity *who);
+};
 
 struct selector {
-	enum sel_kind kind;
-	unsigned id;       /* SEL_UID, SEL_GID */
-	const char *glob;  /* SEL_CGROUP: points into the rule's text */
+	const struct keyword *kw;
+	unsigned id;       /* uid=, gid=, user=, group= */
+	const char *glob;  /* cgroup=, unit=: points into the rule's text */
 	size_t glen;
-	/* SEL_CONTAINER (id or prefix), SEL_POD: lowercase; "" stands for '*'. */
+	/* container= (id or prefix), pod=: lowercase; "" stands for '*'. */
 	char value[CONTAINER_ID_LEN + 1];
 	size_t vlen;
 };
@@ -69,33 +97,38 @@ struct policy {
 	size_t nrules, cap;
 };
 
-struct token {
-	const char *p;
-	size_t len;
-};
+/*
+ * A variable of patterns: its value for a caller, false when the caller
+ * lacks it.  Values are checked to be digits, hex and the characters of a
+ * name segment, so nothing a caller controls can smuggle '/' or '*' into
+ * the pattern.
+ */
+typedef bool (*variable_fn)(const struct identity *who, char *num, size_t numlen,
+			    const char **val, size_t *len);
 
-struct parser {
-	const char *source;
-	unsigned line;
-	/* Columns: the byte at `base` is in column base_col of the current line. */
-	const char *base;
-	size_t base_col;
-	char *err;
-	size_t errlen;
-};
+static bool var_uid(const struct identity *who, char *num, size_t numlen, const char **val,
+		    size_t *len);
+static bool var_container(const struct identity *who, char *num, size_t numlen,
+			  const char **val, size_t *len);
+static bool var_pod(const struct identity *who, char *num, size_t numlen, const char **val,
+		    size_t *len);
+static bool var_unit(const struct identity *who, char *num, size_t numlen, const char **val,
+		     size_t *len);
 
 struct variable {
 	const char *name; /* as written, "${...}" */
 	size_t len;
 	size_t maxval;    /* longest value it can expand to */
+	variable_fn value;
 };
 
 static const struct variable variables[] = {
-	{ "${uid}", 6, 10 },
-	{ "${container}", 12, CONTAINER_ID_LEN },
-	{ "${pod}", 6, POD_UID_LEN },
+	{ "${uid}", 6, 10, var_uid },
+	{ "${container}", 12, CONTAINER_ID_LEN, var_container },
+	{ "${pod}", 6, POD_UID_LEN, var_pod },
+	{ "${unit}", 7, UNIT_NAME_MAX, var_unit },
 };
-enum { VAR_UID, VAR_CONTAINER, VAR_POD, VAR_COUNT };
+#define VAR_COUNT (int)(sizeof(variables) / sizeof(variables[0]))
 
 static const struct {
 	const char *name;
@@ -163,6 +196,12 @@ static bool is_hex(unsigned char c)
 static char lower_hex(char c)
 {
 	return (c >= 'A' && c <= 'F') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* "." or "..": never a segment of a name. */
+static bool bytes_dots(const char *s, size_t n)
+{
+	return (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.');
 }
 
 static bool token_is(const struct token *t, const char *word)
@@ -290,6 +329,22 @@ static int parse_perms(struct parser *ps, const struct token *t, unsigned *out)
 	return 0;
 }
 
+/* "${uid}, ... or ${unit}": the variables, for the error messages. */
+static void variable_names(char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < VAR_COUNT && n < cap; i++) {
+		const char *sep = i == 0 ? "" : i + 1 == VAR_COUNT ? " or " : ", ";
+		int w = snprintf(buf + n, cap - n, "%s%s", sep, variables[i].name);
+
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+}
+
 /* Which variable starts at p (a '$'), or -1. */
 static int variable_at(const char *p, const char *end)
 {
@@ -320,13 +375,14 @@ static int check_pattern_segment(struct parser *ps, const char *p, const char *e
 			const char *close;
 
 			if (v < 0) {
+				char known[128];
+
+				variable_names(known, sizeof(known));
 				close = memchr(q, '}', (size_t)(end - q));
 				if (q + 1 >= end || q[1] != '{' || close == NULL)
-					return perr(ps, q, "'$' in a pattern must start ${uid}, "
-						    "${container} or ${pod}");
-				return perr(ps, q, "unknown variable \"%.*s%s\" "
-					    "(expected ${uid}, ${container} or ${pod})",
-					    QUOTED(q, (size_t)(close - q) + 1));
+					return perr(ps, q, "'$' in a pattern must start %s", known);
+				return perr(ps, q, "unknown variable \"%.*s%s\" (expected %s)",
+					    QUOTED(q, (size_t)(close - q) + 1), known);
 			}
 			*grow += variables[v].maxval;
 			*vars = true;
@@ -371,6 +427,36 @@ static int parse_pattern(struct parser *ps, const struct token *t, struct rule *
 	return 0;
 }
 
+/* uid=N, gid=N */
+static int parse_number(struct parser *ps, const char *what, const char *v, size_t n,
+			struct selector *s)
+{
+	if (!parse_id(v, n, &s->id))
+		return perr(ps, v, "%s=%.*s%s: expected a number from 0 to %lu", what,
+			    QUOTED(v, n), ID_MAX);
+	return 0;
+}
+
+static int parse_uid(struct parser *ps, const char *v, size_t n, struct selector *s)
+{
+	return parse_number(ps, "uid", v, n, s);
+}
+
+static int parse_gid(struct parser *ps, const char *v, size_t n, struct selector *s)
+{
+	return parse_number(ps, "gid", v, n, s);
+}
+
+/* A bare word (any, host): nothing to parse. */
+static int parse_word(struct parser *ps, const char *v, size_t n, struct selector *s)
+{
+	(void)ps;
+	(void)v;
+	(void)n;
+	(void)s;
+	return 0;
+}
+
 /*
  * cgroup=GLOB: an absolute path; the same segment rules as a pattern, but
  * any printable byte is allowed since cgroup names are freer than secret
@@ -401,7 +487,32 @@ static int parse_cgroup(struct parser *ps, const char *v, size_t n, struct selec
 			break;
 		p = slash + 1;
 	}
-	s->kind = SEL_CGROUP;
+	s->glob = v;
+	s->glen = n;
+	return 0;
+}
+
+/*
+ * unit=GLOB: a systemd unit name, '*' for any run of its characters.  Unit
+ * names have one segment, so '/' and "**" have no place in it.
+ */
+static int parse_unit(struct parser *ps, const char *v, size_t n, struct selector *s)
+{
+	if (n == 0)
+		return perr(ps, v, "unit= needs a unit name or a pattern (e.g. backup.service, "
+			    "app-*.service)");
+	if (n > UNIT_NAME_MAX)
+		return perr(ps, v, "unit= pattern longer than %d bytes", UNIT_NAME_MAX);
+	for (const char *q = v; q < v + n; q++) {
+		if (*q == '/')
+			return perr(ps, q, "'/' not allowed in a unit pattern");
+		if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f)
+			return perr(ps, q, "byte 0x%02x not allowed in a unit pattern",
+				    (unsigned char)*q);
+		if (*q == '*' && q + 1 < v + n && q[1] == '*')
+			return perr(ps, q, "\"**\" in a unit pattern (a unit name has no '/': "
+				    "write *)");
+	}
 	s->glob = v;
 	s->glen = n;
 	return 0;
@@ -409,7 +520,6 @@ static int parse_cgroup(struct parser *ps, const char *v, size_t n, struct selec
 
 static int parse_container(struct parser *ps, const char *v, size_t n, struct selector *s)
 {
-	s->kind = SEL_CONTAINER;
 	if (n == 1 && v[0] == '*')
 		return 0;
 	if (n < CONTAINER_PREFIX_MIN || n > CONTAINER_ID_LEN)
@@ -427,8 +537,15 @@ bad:
 		    "a prefix of at least %d of them, or *", QUOTED(v, n), CONTAINER_PREFIX_MIN);
 }
 
+/* 8-4-4-4-12 hex digits, or the 32 hex digits of a static pod's UID. */
 static bool pod_uid_valid(const char *v, size_t n)
 {
+	if (n == POD_UID_HEX_LEN) {
+		for (size_t i = 0; i < n; i++)
+			if (!is_hex((unsigned char)v[i]))
+				return false;
+		return true;
+	}
 	if (n != POD_UID_LEN)
 		return false;
 	for (size_t i = 0; i < n; i++) {
@@ -442,12 +559,11 @@ static bool pod_uid_valid(const char *v, size_t n)
 
 static int parse_pod(struct parser *ps, const char *v, size_t n, struct selector *s)
 {
-	s->kind = SEL_POD;
 	if (n == 1 && v[0] == '*')
 		return 0;
 	if (!pod_uid_valid(v, n))
-		return perr(ps, v, "pod=%.*s%s: expected a pod UID "
-			    "(8-4-4-4-12 hex digits) or *", QUOTED(v, n));
+		return perr(ps, v, "pod=%.*s%s: expected a pod UID (8-4-4-4-12 hex digits, "
+			    "or 32 for a static pod) or *", QUOTED(v, n));
 	for (size_t i = 0; i < n; i++)
 		s->value[i] = lower_hex(v[i]);
 	s->value[n] = '\0';
@@ -455,8 +571,8 @@ static int parse_pod(struct parser *ps, const char *v, size_t n, struct selector
 	return 0;
 }
 
-static int parse_name_selector(struct parser *ps, const char *v, size_t n, bool user,
-			       struct selector *s)
+static int parse_name(struct parser *ps, const char *v, size_t n, bool user,
+		      struct selector *s)
 {
 	const char *what = user ? "user" : "group";
 	char name[256];
@@ -474,52 +590,121 @@ static int parse_name_selector(struct parser *ps, const char *v, size_t n, bool 
 	if (rc != 0)
 		return perr(ps, v, "looking up %s \"%.*s%s\": %s", what, QUOTED(v, n),
 			    strerror(-rc));
-	s->kind = user ? SEL_UID : SEL_GID;
 	return 0;
+}
+
+static int parse_user(struct parser *ps, const char *v, size_t n, struct selector *s)
+{
+	return parse_name(ps, v, n, true, s);
+}
+
+static int parse_group(struct parser *ps, const char *v, size_t n, struct selector *s)
+{
+	return parse_name(ps, v, n, false, s);
+}
+
+/* ---- when a selector holds (pure) ---- */
+
+static bool holds_any(const struct selector *s, const struct identity *who)
+{
+	(void)s;
+	(void)who;
+	return true;
+}
+
+static bool holds_uid(const struct selector *s, const struct identity *who)
+{
+	return who->creds && (unsigned)who->uid == s->id;
+}
+
+static bool holds_gid(const struct selector *s, const struct identity *who)
+{
+	return who->creds && identity_in_group(who, (gid_t)s->id);
+}
+
+static bool holds_host(const struct selector *s, const struct identity *who)
+{
+	(void)s;
+	return who->established && who->host;
+}
+
+static bool holds_cgroup(const struct selector *s, const struct identity *who)
+{
+	return who->established && who->cgroup != NULL &&
+	       glob_match(s->glob, s->glen, who->cgroup, strlen(who->cgroup));
+}
+
+static bool holds_container(const struct selector *s, const struct identity *who)
+{
+	return who->established && who->container[0] != '\0' &&
+	       (s->vlen == 0 || strncasecmp(who->container, s->value, s->vlen) == 0);
+}
+
+static bool holds_pod(const struct selector *s, const struct identity *who)
+{
+	return who->established && who->pod[0] != '\0' &&
+	       (s->vlen == 0 || strcasecmp(who->pod, s->value) == 0);
+}
+
+static bool holds_unit(const struct selector *s, const struct identity *who)
+{
+	return who->established && who->unit != NULL &&
+	       glob_match(s->glob, s->glen, who->unit, strnlen(who->unit, UNIT_NAME_MAX + 1));
+}
+
+/* The selectors, in the order the error message lists them. */
+static const struct keyword keywords[] = {
+	{ "any", false, parse_word, holds_any },
+	{ "uid", true, parse_uid, holds_uid },
+	{ "gid", true, parse_gid, holds_gid },
+	{ "user", true, parse_user, holds_uid },
+	{ "group", true, parse_group, holds_gid },
+	{ "cgroup", true, parse_cgroup, holds_cgroup },
+	{ "container", true, parse_container, holds_container },
+	{ "pod", true, parse_pod, holds_pod },
+	{ "unit", true, parse_unit, holds_unit },
+	{ "host", false, parse_word, holds_host },
+};
+#define KEYWORD_COUNT (sizeof(keywords) / sizeof(keywords[0]))
+
+/* "any, uid=, ... or host": the keywords, for the error message. */
+static void keyword_names(char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < KEYWORD_COUNT && n < cap; i++) {
+		const char *sep = i == 0 ? "" : i + 1 == KEYWORD_COUNT ? " or " : ", ";
+		int w = snprintf(buf + n, cap - n, "%s%s%s", sep, keywords[i].name,
+				 keywords[i].value ? "=" : "");
+
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
 }
 
 static int parse_selector(struct parser *ps, const struct token *t, struct selector *s)
 {
 	const char *eq = memchr(t->p, '=', t->len);
-	const char *v = eq != NULL ? eq + 1 : NULL;
 	size_t klen = eq != NULL ? (size_t)(eq - t->p) : t->len;
-	size_t vlen = eq != NULL ? t->len - klen - 1 : 0;
+	char known[160];
 
 	memset(s, 0, sizeof(*s));
-	if (eq == NULL && token_is(t, "any")) {
-		s->kind = SEL_ANY;
-		return 0;
+	for (size_t i = 0; i < KEYWORD_COUNT; i++) {
+		const struct keyword *kw = &keywords[i];
+
+		if (kw->value != (eq != NULL) || strlen(kw->name) != klen ||
+		    memcmp(t->p, kw->name, klen) != 0)
+			continue;
+		s->kw = kw;
+		if (eq == NULL)
+			return kw->parse(ps, NULL, 0, s);
+		return kw->parse(ps, eq + 1, t->len - klen - 1, s);
 	}
-	if (eq == NULL && token_is(t, "host")) {
-		s->kind = SEL_HOST;
-		return 0;
-	}
-	if (eq != NULL && (klen == 3 && memcmp(t->p, "uid", 3) == 0)) {
-		s->kind = SEL_UID;
-		if (!parse_id(v, vlen, &s->id))
-			return perr(ps, v, "uid=%.*s%s: expected a number from 0 to %lu",
-				    QUOTED(v, vlen), ID_MAX);
-		return 0;
-	}
-	if (eq != NULL && (klen == 3 && memcmp(t->p, "gid", 3) == 0)) {
-		s->kind = SEL_GID;
-		if (!parse_id(v, vlen, &s->id))
-			return perr(ps, v, "gid=%.*s%s: expected a number from 0 to %lu",
-				    QUOTED(v, vlen), ID_MAX);
-		return 0;
-	}
-	if (eq != NULL && klen == 4 && memcmp(t->p, "user", 4) == 0)
-		return parse_name_selector(ps, v, vlen, true, s);
-	if (eq != NULL && klen == 5 && memcmp(t->p, "group", 5) == 0)
-		return parse_name_selector(ps, v, vlen, false, s);
-	if (eq != NULL && klen == 6 && memcmp(t->p, "cgroup", 6) == 0)
-		return parse_cgroup(ps, v, vlen, s);
-	if (eq != NULL && klen == 9 && memcmp(t->p, "container", 9) == 0)
-		return parse_container(ps, v, vlen, s);
-	if (eq != NULL && klen == 3 && memcmp(t->p, "pod", 3) == 0)
-		return parse_pod(ps, v, vlen, s);
-	return perr(ps, t->p, "unknown selector \"%.*s%s\" (expected any, uid=, gid=, user=, "
-		    "group=, cgroup=, container=, pod= or host)", QUOTED(t->p, t->len));
+	keyword_names(known, sizeof(known));
+	return perr(ps, t->p, "unknown selector \"%.*s%s\" (expected %s)", QUOTED(t->p, t->len),
+		    known);
 }
 
 /* ---- lines and the file ---- */
@@ -791,34 +976,58 @@ static bool only_chars(const char *s, size_t n, bool dash_ok)
 	return true;
 }
 
-/*
- * The value of a variable for this caller; false when the caller lacks it.
- * Values are checked to be digits and hex (and '-' for pods), so nothing a
- * caller controls can smuggle '/' or '*' into the pattern.
- */
-static bool variable_value(int v, const struct identity *who, char *num, size_t numlen,
-			   const char **val, size_t *len)
+static bool var_uid(const struct identity *who, char *num, size_t numlen, const char **val,
+		    size_t *len)
 {
-	switch (v) {
-	case VAR_UID:
-		if (!who->creds)
-			return false;
-		*len = (size_t)snprintf(num, numlen, "%u", (unsigned)who->uid);
-		*val = num;
-		return *len < numlen;
-	case VAR_CONTAINER:
-		*val = who->container;
-		*len = strnlen(who->container, sizeof(who->container));
-		return who->established && *len > 0 && *len < sizeof(who->container) &&
-		       only_chars(*val, *len, false);
-	case VAR_POD:
-		*val = who->pod;
-		*len = strnlen(who->pod, sizeof(who->pod));
-		return who->established && *len > 0 && *len < sizeof(who->pod) &&
-		       only_chars(*val, *len, true);
-	default:
+	if (!who->creds)
 		return false;
-	}
+	*len = (size_t)snprintf(num, numlen, "%u", (unsigned)who->uid);
+	*val = num;
+	return *len < numlen;
+}
+
+static bool var_container(const struct identity *who, char *num, size_t numlen,
+			  const char **val, size_t *len)
+{
+	(void)num;
+	(void)numlen;
+	*val = who->container;
+	*len = strnlen(who->container, sizeof(who->container));
+	return who->established && *len > 0 && *len < sizeof(who->container) &&
+	       only_chars(*val, *len, false);
+}
+
+static bool var_pod(const struct identity *who, char *num, size_t numlen, const char **val,
+		    size_t *len)
+{
+	(void)num;
+	(void)numlen;
+	*val = who->pod;
+	*len = strnlen(who->pod, sizeof(who->pod));
+	return who->established && *len > 0 && *len < sizeof(who->pod) &&
+	       only_chars(*val, *len, true);
+}
+
+/*
+ * A unit name goes into a pattern only when it could be a segment of a
+ * secret name: name characters, not "." or "..".  A unit with others ('@',
+ * ':', '\') can never name a secret through ${unit}; its rule does not match.
+ */
+static bool var_unit(const struct identity *who, char *num, size_t numlen, const char **val,
+		     size_t *len)
+{
+	(void)num;
+	(void)numlen;
+	if (!who->established || who->unit == NULL)
+		return false;
+	*val = who->unit;
+	*len = strnlen(who->unit, UNIT_NAME_MAX + 1);
+	if (*len == 0 || *len > UNIT_NAME_MAX || bytes_dots(*val, *len))
+		return false;
+	for (size_t i = 0; i < *len; i++)
+		if (!is_name_char((unsigned char)(*val)[i]))
+			return false;
+	return true;
 }
 
 /* Expand the rule's variables into buf; false when the caller lacks one. */
@@ -834,7 +1043,7 @@ static bool substitute(const struct rule *r, const struct identity *who, char *b
 		size_t len = 1;
 		int v = *p == '$' ? variable_at(p, end) : -1;
 
-		if (v >= 0 && !variable_value(v, who, num, sizeof(num), &val, &len))
+		if (v >= 0 && !variables[v].value(who, num, sizeof(num), &val, &len))
 			return false;
 		if (len > cap - n)
 			return false;
@@ -846,30 +1055,6 @@ static bool substitute(const struct rule *r, const struct identity *who, char *b
 	return true;
 }
 
-static bool selector_holds(const struct selector *s, const struct identity *who)
-{
-	switch (s->kind) {
-	case SEL_ANY:
-		return true;
-	case SEL_UID:
-		return who->creds && (unsigned)who->uid == s->id;
-	case SEL_GID:
-		return who->creds && identity_in_group(who, (gid_t)s->id);
-	case SEL_HOST:
-		return who->established && who->host;
-	case SEL_CGROUP:
-		return who->established && who->cgroup != NULL &&
-		       glob_match(s->glob, s->glen, who->cgroup, strlen(who->cgroup));
-	case SEL_CONTAINER:
-		return who->established && who->container[0] != '\0' &&
-		       (s->vlen == 0 || strncasecmp(who->container, s->value, s->vlen) == 0);
-	case SEL_POD:
-		return who->established && who->pod[0] != '\0' &&
-		       (s->vlen == 0 || strcasecmp(who->pod, s->value) == 0);
-	}
-	return false;
-}
-
 static bool rule_matches(const struct rule *r, const struct identity *who, unsigned perm,
 			 const char *name, size_t len)
 {
@@ -879,7 +1064,7 @@ static bool rule_matches(const struct rule *r, const struct identity *who, unsig
 	if ((r->perms & perm) != perm)
 		return false;
 	for (size_t i = 0; i < r->nsels; i++)
-		if (!selector_holds(&r->sels[i], who))
+		if (!r->sels[i].kw->holds(&r->sels[i], who))
 			return false;
 	if (!r->has_vars)
 		return glob_match(r->pattern, r->plen, name, len);

@@ -20,6 +20,17 @@ static void check_id(const char *s, size_t want)
 		abort();
 }
 
+/* A pod UID is a UUID with '-' or a static pod's 32 hex digits. */
+static void check_pod(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n != 0 && n != POD_UID_LEN && n != POD_UID_HEX_LEN)
+		abort();
+	if (n == POD_UID_LEN && (s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-'))
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct cgroup_info info;
@@ -35,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (info.path[0] != '\0' && info.path[0] != '/')
 			abort();
 		check_id(info.container, CONTAINER_ID_LEN);
-		check_id(info.pod, POD_UID_LEN);
+		check_pod(info.pod);
 		/* The ids come from some line's path; the chosen path alone
 		 * may not carry them (v1 and hybrid hosts). */
 	} else if (info.path[0] != '\0' || info.problem[0] == '\0') {
@@ -50,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	path[size] = '\0';
 	cgroup_path_ids(path, cid, pod);
 	check_id(cid, CONTAINER_ID_LEN);
-	check_id(pod, POD_UID_LEN);
+	check_pod(pod);
 	free(path);
 	return 0;
 }

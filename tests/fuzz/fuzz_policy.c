@@ -15,12 +15,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CID "3f2a9c51e0b7d4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70819"
 #define POD "0a1b2c3d-0000-1111-2222-333344445555"
+#define NWHO 5
 
 static gid_t supp[] = { 2000, 0 };
 
-static void callers(struct identity who[4])
+static void callers(struct identity who[NWHO])
 {
-	memset(who, 0, 4 * sizeof(*who));
+	memset(who, 0, NWHO * sizeof(*who));
 	/* root on the host */
 	who[0].creds = who[0].established = who[0].host = true;
 	who[0].cgroup = (char *)(uintptr_t)"/user.slice/user-0.slice/session-1.scope";
@@ -38,17 +39,22 @@ static void callers(struct identity who[4])
 	who[2].cgroup = (char *)(uintptr_t)"/system.slice/docker-" CID ".scope";
 	memcpy(who[2].container, CID, sizeof(CID));
 	/* who[3]: nothing known */
+	/* systemd loading a credential for a unit; a static pod's 32-hex UID */
+	who[4].creds = who[4].established = who[4].host = true;
+	who[4].cgroup = (char *)(uintptr_t)"/init.scope";
+	who[4].unit = (char *)(uintptr_t)"backup.service";
+	memcpy(who[4].pod, "36b6d6be73b1065af369b3985edafa09", 33);
 }
 
 static const char *const names[] = {
 	"a", "app/db/x", "containers/" CID "/db", "pods/" POD "/t", "users/1000/k",
-	"a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p", "x.y/_-/Z9",
+	"a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p", "x.y/_-/Z9", "systemd/backup.service/db",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *text = (const char *)data;
-	struct identity who[4];
+	struct identity who[NWHO];
 	struct policy *p = NULL;
 	char err[512];
 	size_t half = size / 2;
@@ -61,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	callers(who);
-	for (size_t w = 0; w < 4; w++) {
+	for (size_t w = 0; w < NWHO; w++) {
 		for (unsigned perm = PERM_READ; perm <= PERM_DELETE; perm <<= 1) {
 			for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
 				unsigned line = 0;

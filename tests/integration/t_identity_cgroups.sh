@@ -44,8 +44,8 @@ note "Docker, systemd driver"
 check_ids "/system.slice/docker-$ID1.scope" "$ID1" ""
 note "Docker, cgroupfs driver"
 check_ids "/docker/$ID2" "$ID2" ""
-note "docker in docker: the innermost id"
-check_ids "/docker/$ID1/docker/$ID2" "$ID2" ""
+note "docker in docker: the outermost id (the inner one is the outer container's own naming)"
+check_ids "/docker/$ID1/docker/$ID2" "$ID1" ""
 note "containerd CRI under kubepods, systemd driver"
 check_ids "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod$POD_.slice/cri-containerd-$ID3.scope" "$ID3" "$POD"
 note "kubepods, cgroupfs driver"
@@ -56,6 +56,52 @@ check_ids "/kubepods.slice/kubepods-pod$POD_.slice/crio-conmon-$ID2.scope" "" "$
 note "Podman, and its conmon"
 check_ids "/machine.slice/libpod-$ID3.scope" "$ID3" ""
 check_ids "/machine.slice/libpod-conmon-$ID3.scope" "" ""
+
+note "runc's cgroupfs driver writing the systemd driver's slice:prefix:id names"
+check_ids "/kubepods-besteffort-pod$POD_.slice:cri-containerd:$ID1" "$ID1" "$POD"
+check_ids "/system.slice/containerd.service/kubepods-burstable-pod$POD_.slice:cri-containerd:$ID2" "$ID2" "$POD"
+check_ids "/kuberuntime/containerd/kubepods-pod$POD_.slice:cri-containerd:$ID3" "$ID3" "$POD"
+check_ids "/podruntime.slice/kubepods-besteffort-pod$POD_.slice:cri-o:$ID1" "$ID1" "$POD"
+check_ids "/system.slice/docker.service/kubepods-pod$POD_.slice:docker:$ID2" "$ID2" "$POD"
+check_ids "/kubepods-besteffort-pod$POD_.slice:crio-conmon:$ID2" "" ""
+note "Podman --cgroups=split, nerdctl"
+check_ids "/system.slice/app.service/libpod-payload-$ID1" "$ID1" ""
+check_ids "/system.slice/app.service/libpod-payload-$ID2.scope" "$ID2" ""
+check_ids "/system.slice/nerdctl-$ID3.scope" "$ID3" ""
+note "static pods: a 32-hex pod UID, cgroupfs and systemd drivers"
+SPOD=$(random_hex 32)
+check_ids "/kubepods/burstable/pod$SPOD/$ID1" "$ID1" "$SPOD"
+check_ids "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod$SPOD.slice/cri-containerd-$ID2.scope" "$ID2" "$SPOD"
+note "kind: the node container's id, no pod (named below the node, by the node)"
+check_ids "/system.slice/docker-$ID1.scope/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod$POD_.slice/cri-containerd-$ID2.scope" "$ID1" ""
+note "still refused: an unprefixed <id>.scope"
+check_ids "/system.slice/$ID1.scope" "" ""
+
+if [ -d /sys/fs/cgroup/systemd ] && [ -f /sys/fs/cgroup/unified/cgroup.procs ]; then
+  note "hybrid host: v1 reaches a kind pod, the unified line stops at the node"
+  NODE=/docker/$ID1
+  INNER=$NODE/kubelet/kubepods/besteffort/pod$POD/$ID2
+  mkdir -p "/sys/fs/cgroup/systemd$INNER" "/sys/fs/cgroup/unified$NODE"
+  CGROUP_MADE+=("/sys/fs/cgroup/systemd$INNER" "/sys/fs/cgroup/unified$NODE")
+  hybrid_run() { # V1PATH UNIFIEDPATH CMD...
+    local v1=$1 v2=$2
+    shift 2
+    sh -c 'echo $$ >"$1" && echo $$ >"$2" && shift 2 && exec "$@"' sh \
+      "/sys/fs/cgroup/systemd$v1/cgroup.procs" "/sys/fs/cgroup/unified$v2/cgroup.procs" "$@"
+  }
+  expect_status 0 hybrid_run "$INNER" "$NODE" "$CTL" whoami
+  assert_eq "$(whoami_field cgroup)" "$INNER" "cgroup of the kind pod"
+  assert_eq "$(whoami_field container)" "$ID1" "the node container, agreed by both lines"
+  assert_eq "$(whoami_field pod)" "" "no pod"
+  assert_eq "$(whoami_field identity)" "ok"
+  note "hybrid host: unrelated ids on the two lines are a conflict"
+  OTHER=/docker/$ID3
+  mkdir -p "/sys/fs/cgroup/unified$OTHER"
+  CGROUP_MADE+=("/sys/fs/cgroup/unified$OTHER")
+  expect_status 0 hybrid_run "$INNER" "$OTHER" "$CTL" whoami
+  assert_eq "$(whoami_field container)" "" "no container on a conflict"
+  assert_contains "$(whoami_field identity)" "disagree about the container"
+fi
 
 note "policy: container prefix, templated subtrees, pods, cgroup globs (as uid 1000:"
 note "root on the host would pass the first rule)"

@@ -149,6 +149,11 @@ expect_exit 2 "--as container=3f2a9c51e0b7: a caller has one full container id" 
 expect_exit 2 "--as container=*: a caller has one full container id" "$policy" \
   --as uid=1 'container=*' read a
 expect_exit 2 "--as pod=abc: expected a pod UID" "$policy" --as uid=1 pod=abc read a
+expect_exit 2 "--as unit=a/b: expected a systemd unit name" "$policy" --as uid=0 unit=a/b read a
+expect_exit 2 "--as unit=: expected a systemd unit name" "$policy" --as uid=0 unit= read a
+expect_exit 2 "--as unit=b.service: the caller's unit is already given" "$policy" \
+  --as uid=0 unit=a.service unit=b.service read a
+expect_exit 2 "--as unit: unknown selector" "$policy" --as uid=0 unit read a
 expect_exit 2 "--as needs the caller's uid=N or user=NAME" "$policy" --as host read a
 expect_exit 2 "already given" "$policy" --as uid=1 uid=2 read a
 expect_exit 2 "usage: secretd check-policy" "$policy" --as read a

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <grp.h>
+#include <pthread.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
@@ -41,6 +42,9 @@
 #define ARG2_LOW (offsetof(struct seccomp_data, args) + 2 * sizeof(__u64))
 #endif
 #define Q_ "bf13ed37_07c1_4f09_9ef8_8911442c1a51"
+/* A static pod's UID (32 hex) and a container of it, from a real report. */
+#define S "36b6d6be73b1065af369b3985edafa09"
+#define E "79fedb3bd23ca77c9d9ccb41909038316f713df22b54b7d942b71d3812e7c74e"
 
 struct fixture {
 	const char *file;      /* in tests/unit/cgroup/ */
@@ -56,8 +60,9 @@ static const struct fixture fixtures[] = {
 	{ "docker_cgroupfs_v2", "/docker/" A, A, "", NULL },
 	{ "docker_systemd_v2", "/system.slice/docker-" B ".scope", B, "", NULL },
 	{ "docker_systemd_hybrid", "/system.slice/docker-" B ".scope", B, "", NULL },
-	{ "dind_v2", "/docker/" A "/docker/" B, B, "", NULL },
-	{ "dind_v1", "/docker/" A "/docker/" B, B, "", NULL },
+	/* docker in docker: the outermost id, the one the host's Docker made */
+	{ "dind_v2", "/docker/" A "/docker/" B, A, "", NULL },
+	{ "dind_v1", "/docker/" A "/docker/" B, A, "", NULL },
 	/* containerd CRI */
 	{ "containerd_systemd_v2",
 	  "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" P_
@@ -65,13 +70,23 @@ static const struct fixture fixtures[] = {
 	  C, P, NULL },
 	{ "containerd_cgroupfs_v1", "/kubepods/burstable/pod" P "/" C, C, P, NULL },
 	{ "containerd_cgroupfs_guaranteed_v2", "/kubepods/pod" P "/" C, C, P, NULL },
-	/* kind: a kubelet inside a Docker container; the innermost id wins */
+	/*
+	 * kind: a kubelet inside a Docker container.  The node container's id
+	 * (outermost) and no pod: the pod segment lies below a container, where
+	 * the node's root, not the host, named it.
+	 */
 	{ "kind_v2",
 	  "/system.slice/docker-" A ".scope/kubelet.slice/kubelet-kubepods.slice/"
 	  "kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" Q_
 	  ".slice/cri-containerd-" D ".scope",
-	  D, Q, NULL },
-	{ "kind_cgroupfs_v1", "/docker/" A "/kubelet/kubepods/besteffort/pod" Q "/" D, D, Q, NULL },
+	  A, "", NULL },
+	{ "kind_cgroupfs_v1", "/docker/" A "/kubelet/kubepods/besteffort/pod" Q "/" D, A, "", NULL },
+	/* on hybrid hosts the unified line stops at the node: the same nesting */
+	{ "kind_hybrid", "/docker/" A "/kubelet/kubepods/besteffort/pod" Q "/" D, A, "", NULL },
+	{ "minikube_hybrid",
+	  "/system.slice/docker-" A ".scope/kubepods.slice/kubepods-besteffort.slice/"
+	  "kubepods-besteffort-pod" Q_ ".slice/crio-" B ".scope",
+	  A, "", NULL },
 	/* CRI-O, and its conmon which is not the container */
 	{ "crio_systemd_v2",
 	  "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" P_
@@ -86,7 +101,27 @@ static const struct fixture fixtures[] = {
 	{ "minikube_crio_in_docker_v1",
 	  "/docker/" A "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" Q_
 	  ".slice/crio-" B ".scope",
-	  B, Q, NULL },
+	  A, "", NULL },
+	/* runc's cgroupfs driver writing the systemd driver's "slice:prefix:id" */
+	{ "runc_cgroupfs_systemd_names_v1",
+	  "/kubepods-besteffort-pod" P_ ".slice:cri-containerd:" C, C, P, NULL },
+	{ "containerd_service_colon_static_v1",
+	  "/system.slice/containerd.service/kubepods-burstable-pod" S ".slice:cri-containerd:" E,
+	  E, S, NULL },
+	{ "kuberuntime_colon_v2",
+	  "/kuberuntime/containerd/kubepods-pod" P_ ".slice:cri-containerd:" C, C, P, NULL },
+	{ "podruntime_colon_hybrid",
+	  "/podruntime.slice/kubepods-besteffort-pod" Q_ ".slice:cri-containerd:" D, D, Q, NULL },
+	{ "crio_colon_v2", "/kubepods-burstable-pod" P_ ".slice:cri-o:" B, B, P, NULL },
+	{ "docker_colon_v2",
+	  "/system.slice/docker.service/kubepods-besteffort-pod" P_ ".slice:docker:" A, A, P, NULL },
+	{ "conmon_colon_v2", "/kubepods-besteffort-pod" P_ ".slice:crio-conmon:" B, "", "", NULL },
+	/* static pods: a 32-hex pod UID */
+	{ "static_pod_cgroupfs_v1", "/kubepods/burstable/pod" S "/" E, E, S, NULL },
+	{ "static_pod_systemd_v2",
+	  "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" S
+	  ".slice/cri-containerd-" E ".scope",
+	  E, S, NULL },
 	/* Podman */
 	{ "podman_systemd_v2", "/machine.slice/libpod-" D ".scope/container", D, "", NULL },
 	{ "podman_rootless_v2",
@@ -94,6 +129,29 @@ static const struct fixture fixtures[] = {
 	  D, "", NULL },
 	{ "podman_conmon_v2", "/machine.slice/libpod-conmon-" D ".scope", "", "", NULL },
 	{ "podman_cgroupfs_v2", "/libpod_parent/libpod-" D, D, "", NULL },
+	{ "podman_split_v2",
+	  "/system.slice/system-ceph\\x2d0b2f5a0e\\x2d1c1d\\x2d11ee\\x2d9d5b\\x2d5254007a3bd3.slice/"
+	  "ceph-0b2f5a0e-1c1d-11ee-9d5b-5254007a3bd3@mon.host1.service/libpod-payload-" D,
+	  D, "", NULL },
+	{ "podman_split_scope_v2", "/machine.slice/myapp.service/libpod-payload-" D ".scope", D, "",
+	  NULL },
+	/* nerdctl */
+	{ "nerdctl_v2", "/system.slice/nerdctl-" C ".scope", C, "", NULL },
+	{ "nerdctl_hybrid", "/system.slice/nerdctl-" C ".scope", C, "", NULL },
+	/*
+	 * A process that writes its own cgroup nests another container's or
+	 * pod's name inside: the outermost id is still its own.
+	 */
+	{ "nested_libpod_v2", "/machine.slice/libpod-" D ".scope/libpod-" A ".scope", D, "", NULL },
+	{ "nested_libpod_systemd_v2",
+	  "/machine.slice/libpod-" D ".scope/system.slice/libpod-" A ".scope/container", D, "", NULL },
+	{ "nested_pod_in_pod_v2",
+	  "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" P_
+	  ".slice/cri-containerd-" C ".scope/kubepods-besteffort-pod" Q_ ".slice/cri-containerd-" D
+	  ".scope",
+	  C, P, NULL },
+	{ "pod_below_container_v2",
+	  "/system.slice/docker-" A ".scope/kubepods.slice/kubepods-pod" Q_ ".slice", A, "", NULL },
 	/* plain runc / crun */
 	{ "runc_plain_v2", "/" B, B, "", NULL },
 	{ "runc_default_ns_v1", "/default/" B, B, "", NULL },
@@ -113,6 +171,9 @@ static const struct fixture fixtures[] = {
 	{ "hybrid_disagree", "/docker/" A, "", "", "disagree about the container" },
 	{ "hybrid_pod_disagree", "/kubepods/burstable/pod" P "/" C, "", "",
 	  "disagree about the pod" },
+	{ "hybrid_nested_conflict", "/docker/" A "/kubelet/kubepods/besteffort/pod" Q "/" D, "", "",
+	  "disagree about the container" },
+	{ "v1_diverging_chains", "/docker/" A "/docker/" C, "", "", "disagree about the container" },
 	{ "v2_stray_systemd", "/", B, "", NULL },
 	{ "v1_no_systemd", "/", A, "", NULL },
 	/* outside the broker's cgroup namespace: no cgroup identity at all */
@@ -298,8 +359,29 @@ static const struct idcase idcases[] = {
 	{ "/pod" P "x", "", "" },
 	{ "/pod8856F652-f065-491c-9717-957554f8633e", "", "" },
 	{ "/pod8856f652-f065-491c-9717-957554f8633", "", "" },
-	{ "/kubepods/pod" P "/" A "/kubepods/pod" Q "/" B, B, Q },
-	{ "/kubepods/pod" P "/" A "/docker/" B, B, P },
+	{ "/kubepods/pod" P "/" A "/kubepods/pod" Q "/" B, A, P },
+	{ "/kubepods/pod" P "/" A "/docker/" B, A, P },
+	{ "/docker/" A "/pod" P, A, "" },
+	{ "/pod" P "/pod" Q, "", P },
+	{ "/libpod-payload-" A, A, "" },
+	{ "/libpod-payload-" A ".scope", A, "" },
+	{ "/libpod-payload" A, "", "" },
+	{ "/nerdctl-" A ".scope", A, "" },
+	{ "/nerdctl-conmon-" A ".scope", "", "" },
+	{ "/pod" S, "", S },
+	{ "/kubepods-burstable-pod" S ".slice", "", S },
+	{ "/pod" S "0", "", "" },
+	{ "/pod36B6D6BE73B1065AF369B3985EDAFA09", "", "" },
+	{ "/kubepods-pod" P_ ".slice:cri-containerd:" A, A, P },
+	{ ":cri-containerd:" A, A, "" },
+	{ "/kubepods-pod" P_ ".slice:cri-containerd:" A "/x", A, P },
+	{ "/kubepods-pod" P_ ".slice:containerd:" A, "", "" },
+	{ "/kubepods-pod" P_ ".service:cri-containerd:" A, "", "" },
+	{ "/kubepods-pod" P_ ".slice:cri-containerd:" A ".scope", "", "" },
+	{ "/kubepods-pod" P_ ".slice:cri-containerd:x:" A, "", "" },
+	{ "/kubepods-pod" P_ ".slice:cri-containerd:" "2878A8998CCFB8E6BD12089BF64C25A8E8C5F6035339B526EAA02E1307208BB1",
+	  "", "" },
+	{ "/a:b.slice:docker:" A, "", "" },
 };
 
 static void test_path_ids(void **state)
@@ -507,6 +589,92 @@ static void test_peer_exited(void **state)
 	close(conn);
 }
 
+/* ---- a caller whose main thread has exited ---------------------------- */
+
+static struct sockaddr_un zl_addr;
+static socklen_t zl_addrlen;
+
+/* The second thread: once the leader is a zombie, connect and wait. */
+static void *zl_thread(void *arg)
+{
+	int s;
+	char c;
+
+	(void)arg;
+	for (int i = 0; i < 500 && proc_state(getpid()) != 'Z'; i++)
+		usleep(10000);
+	if (proc_state(getpid()) != 'Z')
+		_exit(5);
+	s = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&zl_addr, zl_addrlen) != 0)
+		_exit(3);
+	_exit(read(s, &c, 1) == 1 ? 0 : 4);
+}
+
+/*
+ * Fork a child whose main thread calls pthread_exit and whose second
+ * thread connects; the accepted connection is returned.
+ */
+static int connect_from_zombie_leader(pid_t *child)
+{
+	int lfd = listen_abstract(&zl_addr, &zl_addrlen);
+	int conn;
+
+	*child = fork();
+	assert_true(*child >= 0);
+	if (*child == 0) {
+		pthread_t t;
+
+		close(lfd);
+		if (pthread_create(&t, NULL, zl_thread, NULL) != 0)
+			_exit(2);
+		pthread_exit(NULL);
+	}
+	conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(conn >= 0);
+	close(lfd);
+	return conn;
+}
+
+/* 0 when the identity was refused as it must be, else a code. */
+static int expect_leader_refused(int conn, pid_t child)
+{
+	struct identity id;
+	int rc = 0;
+
+	if (proc_state(child) != 'Z')
+		return 20;
+	if (peer_identify(conn, &id) != 0)
+		return 21;
+	if (!id.creds || id.pid != child)
+		rc = 22;
+	else if (id.established || id.cgroup != NULL || id.container[0] != '\0')
+		rc = 23;
+	else if (strstr(id.problem, "main thread") == NULL)
+		rc = 24;
+	identity_clear(&id);
+	return rc;
+}
+
+/*
+ * On v1 and hybrid hosts /proc shows "/" on every v1 line once the leader
+ * is exiting, and the pidfd stays alive: the identity must be refused.
+ */
+static void test_peer_zombie_leader(void **state)
+{
+	pid_t child;
+	int status;
+	int conn = connect_from_zombie_leader(&child);
+
+	(void)state;
+	assert_int_equal(expect_leader_refused(conn, child), 0);
+	assert_int_equal(write(conn, "x", 1), 1);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	close(conn);
+}
+
 /*
  * Kernels before 6.5 have no SO_PEERPIDFD.  A seccomp filter makes this one
  * answer ENOPROTOOPT as they do, so the start-time fallback runs for real.
@@ -564,6 +732,16 @@ static int fallback_child(void)
 	if (waitpid(pid, &status, 0) != pid)
 		rc = 11;
 	close(conn);
+	if (rc != 0)
+		return rc;
+
+	/* Nor is a process whose main thread alone has exited. */
+	conn = connect_from_zombie_leader(&pid);
+	rc = expect_leader_refused(conn, pid);
+	if (write(conn, "x", 1) != 1 || waitpid(pid, &status, 0) != pid ||
+	    !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		rc = rc != 0 ? rc : 12;
+	close(conn);
 	return rc;
 }
 
@@ -615,6 +793,7 @@ int main(void)
 		cmocka_unit_test(test_peer_self),
 		cmocka_unit_test(test_peer_child),
 		cmocka_unit_test(test_peer_exited),
+		cmocka_unit_test(test_peer_zombie_leader),
 		cmocka_unit_test(test_peer_fallback),
 		cmocka_unit_test(test_peer_not_socket),
 		cmocka_unit_test(test_own_depth),

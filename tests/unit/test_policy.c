@@ -22,6 +22,7 @@
 #define CID_B "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define POD_A "0a1b2c3d-0000-1111-2222-333344445555"
 #define POD_B "ffffffff-0000-1111-2222-333344445555"
+#define POD_S "36b6d6be73b1065af369b3985edafa09" /* a static pod's UID */
 
 /* ---- parse errors ---- */
 
@@ -81,6 +82,17 @@ static const struct ecase errors[] = {
 	{ "permit read x container=\n", 0, "1:25: container=: expected" },
 	{ "permit read x pod=abc\n", 0, "1:19: pod=abc: expected a pod UID" },
 	{ "permit read x pod=0a1b2c3d_0000_1111_2222_333344445555\n", 0, "1:19: pod=" },
+	{ "permit read x pod=" POD_S "0\n", 0, "1:19: pod=" },
+	{ "permit read x pod=36b6d6be73b1065af369b3985edafa0\n", 0, "1:19: pod=" },
+	{ "permit read x pod=36b6d6be73b1065af369b3985edafa0g\n", 0, "1:19: pod=" },
+	{ "permit read x unit=\n", 0, "1:20: unit= needs a unit name" },
+	{ "permit read x unit=a/b.service\n", 0, "1:21: '/' not allowed in a unit pattern" },
+	{ "permit read x unit=**\n", 0, "1:20: \"**\" in a unit pattern" },
+	{ "permit read x unit=a**.service\n", 0, "1:21: \"**\" in a unit pattern" },
+	{ "permit read x unit=a\xc3\xa9\n", 0, "1:21: byte 0xc3 not allowed in a unit pattern" },
+	{ "permit read x unit\n", 0, "1:15: unknown selector \"unit\"" },
+	{ "permit read a/${units} any\n", 0, "1:15: unknown variable \"${units}\" (expected ${uid}, "
+	  "${container}, ${pod} or ${unit})" },
 	{ "permit read x host=1\n", 0, "1:15: unknown selector \"host=1\"" },
 	{ "permit read x any=\n", 0, "1:15: unknown selector \"any=\"" },
 	{ "permit read x Uid=1\n", 0, "1:15: unknown selector \"Uid=1\"" },
@@ -203,7 +215,7 @@ static void test_accepted_forms(void **state)
 	/* the last line is wrong only in its selector: keys are lowercase */
 	assert_int_equal(policy_parse(text, strlen(text), NULL, &p, err, sizeof(err)), -1);
 	assert_string_equal(err, "6:47: unknown selector \"CONTAINER=x\" (expected any, uid=, "
-			    "gid=, user=, group=, cgroup=, container=, pod= or host)");
+			    "gid=, user=, group=, cgroup=, container=, pod=, unit= or host)");
 	assert_int_equal(policy_parse(text, strlen(text) - 13, NULL, &p, err, sizeof(err)), -1);
 	assert_int_equal(policy_parse(text, strstr(text, "permit read x/") - text, NULL, &p,
 				      err, sizeof(err)), 0);
@@ -255,10 +267,15 @@ static const char match_policy[] =
 	"permit all   admin/**          uid=0 host\n"              /* 18 */
 	"permit write drop/**           any\n"                     /* 19 */
 	"deny   write drop/locked/*     any\n"                     /* 20 */
-	"permit write drop/locked/ok    uid=1000\n";               /* 21 */
+	"permit write drop/locked/ok    uid=1000\n"                /* 21 */
+	"permit read  app/unit/*        unit=backup.service\n"     /* 22 */
+	"permit read  app/units/*       unit=app-*.service\n"      /* 23 */
+	"permit read  systemd/${unit}/* unit=*\n"                  /* 24 */
+	"permit read  app/static/*      pod=36B6D6BE73B1065AF369B3985EDAFA09\n"; /* 25 */
 
 enum who { ROOT_HOST, U1000_HOST, U1500_SUPP, DOCKER_A, DOCKER_B, KUBE, UNESTABLISHED,
-	   NOBODY, WHO_COUNT };
+	   NOBODY, UNIT_BACKUP, UNIT_APP, UNIT_TEMPLATE, UNIT_DOTS, UNIT_UNESTABLISHED, STATIC_POD,
+	   WHO_COUNT };
 
 static gid_t supp_2000[] = { 3000, 2000 };
 
@@ -311,6 +328,27 @@ static void make_who(enum who w, struct identity *id)
 		break;
 	case NOBODY:
 		memset(id, 0, sizeof(*id)); /* nothing known at all */
+		break;
+	case UNIT_BACKUP:
+	case UNIT_APP:
+	case UNIT_TEMPLATE:
+	case UNIT_DOTS:
+	case UNIT_UNESTABLISHED:
+		/* systemd (PID 1, uid 0) loading a credential for a unit */
+		id->host = true;
+		id->cgroup = (char *)(uintptr_t)"/init.scope";
+		id->unit = (char *)(uintptr_t)(w == UNIT_BACKUP ? "backup.service"
+					       : w == UNIT_APP ? "app-web.service"
+					       : w == UNIT_TEMPLATE ? "getty@tty1.service"
+					       : w == UNIT_DOTS ? ".."
+								: "backup.service");
+		id->established = w != UNIT_UNESTABLISHED;
+		break;
+	case STATIC_POD:
+		id->uid = id->gid = 65532;
+		id->cgroup = (char *)(uintptr_t)"/kubepods/besteffort/pod" POD_S "/" CID_A;
+		snprintf(id->container, sizeof(id->container), "%s", CID_A);
+		snprintf(id->pod, sizeof(id->pod), "%s", POD_S);
 		break;
 	case WHO_COUNT:
 		break;
@@ -403,6 +441,29 @@ static const struct mcase matches[] = {
 	{ ROOT_HOST, PERM_LIST, "admin/x/y", true, 18 },
 	{ ROOT_HOST, PERM_DELETE, "admin/x", true, 18 },
 	{ DOCKER_B, PERM_DELETE, "admin/x", false, 0 },
+	/* unit=, ${unit}: only a caller with a unit has them */
+	{ UNIT_BACKUP, PERM_READ, "app/unit/a", true, 22 },
+	{ UNIT_APP, PERM_READ, "app/unit/a", false, 0 },
+	{ ROOT_HOST, PERM_READ, "app/unit/a", false, 0 },
+	{ UNIT_UNESTABLISHED, PERM_READ, "app/unit/a", false, 0 },
+	{ UNIT_APP, PERM_READ, "app/units/a", true, 23 },
+	{ UNIT_BACKUP, PERM_READ, "app/units/a", false, 0 },
+	{ UNIT_BACKUP, PERM_READ, "systemd/backup.service/db", true, 24 },
+	{ UNIT_BACKUP, PERM_READ, "systemd/app-web.service/db", false, 0 },
+	{ UNIT_APP, PERM_READ, "systemd/app-web.service/db", true, 24 },
+	{ ROOT_HOST, PERM_READ, "systemd/backup.service/db", false, 0 },
+	{ DOCKER_A, PERM_READ, "systemd/backup.service/db", false, 0 },
+	{ UNIT_UNESTABLISHED, PERM_READ, "systemd/backup.service/db", false, 0 },
+	/* a unit name that cannot be a name segment is never substituted */
+	{ UNIT_TEMPLATE, PERM_READ, "systemd/getty/db", false, 0 },
+	{ UNIT_TEMPLATE, PERM_READ, "systemd/getty@tty1.service/db", false, 0 },
+	{ UNIT_DOTS, PERM_READ, "systemd/x/db", false, 0 },
+	{ UNIT_DOTS, PERM_READ, "systemd/../db", false, 0 },
+	/* a static pod's 32-hex UID, in pod= (any case) and ${pod} */
+	{ STATIC_POD, PERM_READ, "app/static/a", true, 25 },
+	{ KUBE, PERM_READ, "app/static/a", false, 0 },
+	{ STATIC_POD, PERM_READ, "pods/" POD_S "/token", true, 15 },
+	{ STATIC_POD, PERM_READ, "app/anypod/a", true, 11 },
 	/* requests for no permission or several at once are refused */
 	{ ROOT_HOST, 0, "admin/x", false, 0 },
 	{ ROOT_HOST, PERM_READ | PERM_WRITE, "admin/x", true, 18 },
@@ -417,7 +478,7 @@ static void test_match_table(void **state)
 	(void)state;
 	if (policy_parse(match_policy, strlen(match_policy), "match", &p, err, sizeof(err)) != 0)
 		fail_msg("%s", err);
-	assert_int_equal(policy_rule_count(p), 20);
+	assert_int_equal(policy_rule_count(p), 24);
 	for (size_t i = 0; i < sizeof(matches) / sizeof(matches[0]); i++) {
 		const struct mcase *c = &matches[i];
 		struct identity id;
