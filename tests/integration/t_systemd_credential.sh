@@ -40,16 +40,20 @@ install -D -m 0644 "$CONTRIB/secretd.conf" "$R/etc/secretd/secretd.conf"
 echo "idle-timeout = 3000" >>"$R/etc/secretd/secretd.conf"
 
 # Administration from `runc exec` (root in the container's root cgroup); the
-# unit rule is the point of the test.  A broker without the unit= selector
-# refuses such a policy, so it gets one without it (and then writes no
-# credential record: the skip below).
+# unit rule is the point of the test.  A broker whose policy has no unit=
+# selector refuses that file: it gets the equivalent cgroup= rule instead
+# (systemd asks from the unit's cgroup), so it can start and reach the skip
+# below, or, if it serves credentials all the same, be tested.
 cat >"$R/etc/secretd/policy.conf" <<'POLICY'
 permit all   **                       uid=0 host cgroup=/
 permit read  systemd/${unit}/*        unit=credok.service
 POLICY
 if ! "$SECRETD" check-policy "$R/etc/secretd/policy.conf" >/dev/null 2>&1; then
-  note "this broker's policy has no unit= selector"
-  printf 'permit all ** uid=0 host cgroup=/\n' >"$R/etc/secretd/policy.conf"
+  note "this broker's policy has no unit= selector: using cgroup= instead"
+  cat >"$R/etc/secretd/policy.conf" <<'POLICY'
+permit all   **                       uid=0 host cgroup=/
+permit read  systemd/credok.service/* cgroup=/system.slice/credok.service
+POLICY
 fi
 chmod 0644 "$R/etc/secretd/policy.conf"
 
