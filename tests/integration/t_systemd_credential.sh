@@ -47,12 +47,14 @@ echo "idle-timeout = 3000" >>"$R/etc/secretd/secretd.conf"
 cat >"$R/etc/secretd/policy.conf" <<'POLICY'
 permit all   **                       uid=0 host cgroup=/
 permit read  systemd/${unit}/*        unit=credok.service
+permit read  systemd/${unit}/*        unit=credential-example.service
 POLICY
 if ! "$SECRETD" check-policy "$R/etc/secretd/policy.conf" >/dev/null 2>&1; then
   note "this broker's policy has no unit= selector: using cgroup= instead"
   cat >"$R/etc/secretd/policy.conf" <<'POLICY'
 permit all   **                       uid=0 host cgroup=/
 permit read  systemd/credok.service/* cgroup=/system.slice/credok.service
+permit read  systemd/credential-example.service/* cgroup=/system.slice/credential-example.service
 POLICY
 fi
 chmod 0644 "$R/etc/secretd/policy.conf"
@@ -75,6 +77,8 @@ UNIT
 }
 unit credok
 unit credno
+# The documented example, as shipped.
+install -m 0644 "$CONTRIB/credential-example.service" "$R/etc/systemd/system/"
 
 systemd_boot "$R" "${mounts[@]}" || fail "systemd did not boot"
 note "systemd booted in $SYSTEMD_BOOT_MS ms"
@@ -99,6 +103,8 @@ OK_VALUE="ok-value-$$-$RANDOM"
 NO_VALUE="no-value-$$-$RANDOM"
 put systemd/credok.service/db "$OK_VALUE"
 put systemd/credno.service/db "$NO_VALUE"
+EX_VALUE="example-value-$$-$RANDOM"
+put systemd/credential-example.service/db "$EX_VALUE"
 
 audit() { systemd_exec cat /var/log/secretd/audit.log; }
 # credential_records: the credential records as "decision name unit" lines.
@@ -128,10 +134,20 @@ assert_eq "$(systemd_exec systemctl show -P Result credno.service)" exit-code "c
 size=$(systemd_exec stat -c %s /run/credentials/credno.service/db 2>/dev/null || echo gone)
 [ "$size" = 0 ] || [ "$size" = gone ] || fail "credno.service got $size bytes"
 
+# contrib/systemd/credential-example.service runs (DynamicUser=) with it.
+systemd_exec systemctl start credential-example.service ||
+  { systemd_diagnose; fail "credential-example.service did not start"; }
+assert_eq "$(systemd_exec systemctl is-active credential-example.service)" active "the example"
+assert_eq "$(systemd_exec cat /run/credentials/credential-example.service/db)" "$EX_VALUE" \
+  "the example's credential"
+systemd_exec systemctl stop credential-example.service
+
 records=$(credential_records)
 note "credential records: $(tr '\n' ';' <<<"$records")"
 assert_contains "$records" "allow systemd/credok.service/db credok.service" "audit of credok"
 assert_contains "$records" "deny systemd/credno.service/db credno.service" "audit of credno"
+assert_contains "$records" "allow systemd/credential-example.service/db credential-example.service" \
+  "audit of the example"
 assert_not_contains "$(audit)" "$OK_VALUE" "a value in the audit log"
 assert_not_contains "$(systemd_exec journalctl --no-pager -u secretd.service)" "$OK_VALUE" \
   "a value in the broker's log"
