@@ -39,13 +39,16 @@ install -D -m 0644 "$CONTRIB/secretd.conf" "$R/etc/secretd/secretd.conf"
 # a frame: a short idle timeout lets such a run reach the skip quickly.
 echo "idle-timeout = 3000" >>"$R/etc/secretd/secretd.conf"
 
-# Administration from `runc exec` (root in the container's root cgroup); the
+# Administration from `runc exec`: root in the container's root cgroup, or
+# in PID 1's /init.scope, where runc may put it on cgroup v2 hosts whose root
+# cgroup has controllers enabled (no process may sit beside them).  The
 # unit rule is the point of the test.  A broker whose policy has no unit=
 # selector refuses that file: it gets the equivalent cgroup= rule instead
 # (systemd asks from the unit's cgroup), so it can start and reach the skip
 # below, or, if it serves credentials all the same, be tested.
 cat >"$R/etc/secretd/policy.conf" <<'POLICY'
 permit all   **                       uid=0 host cgroup=/
+permit all   **                       uid=0 host cgroup=/init.scope
 permit read  systemd/${unit}/*        unit=credok.service
 permit read  systemd/${unit}/*        unit=credential-example.service
 POLICY
@@ -53,6 +56,7 @@ if ! "$SECRETD" check-policy "$R/etc/secretd/policy.conf" >/dev/null 2>&1; then
   note "this broker's policy has no unit= selector: using cgroup= instead"
   cat >"$R/etc/secretd/policy.conf" <<'POLICY'
 permit all   **                       uid=0 host cgroup=/
+permit all   **                       uid=0 host cgroup=/init.scope
 permit read  systemd/credok.service/* cgroup=/system.slice/credok.service
 permit read  systemd/credential-example.service/* cgroup=/system.slice/credential-example.service
 POLICY
