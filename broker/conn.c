@@ -132,6 +132,11 @@ const struct identity *conn_identity(const struct conn *c)
 	return &c->id;
 }
 
+struct services *conn_services(const struct conn *c)
+{
+	return c->svc;
+}
+
 struct limits_slot *conn_slot(struct conn *c)
 {
 	return c->slot;

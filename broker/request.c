@@ -47,6 +47,9 @@ static void on_release(struct gate_item *item, enum gate_outcome outcome)
 {
 	struct reply *r = container_of(item, struct reply, gate);
 
+	/* A refusal record lost with its batch: its count goes into the summary. */
+	if (outcome == GATE_UNWRITTEN && r->refusals > 0)
+		conn_services(r->conn)->refusals.unrecorded += r->refusals;
 	if (outcome == GATE_UNWRITTEN && (r->flags & OP_AUDITED)) {
 		withhold(r);
 		/* A subscription that could not be recorded does not stay. */
@@ -150,6 +153,7 @@ static void rate_limited(struct services *svc, struct conn *c, struct reply *r)
 			r->ev.decision = "deny";
 			r->ev.error = "rate limited";
 			r->ev.count = cr->count;
+			r->refusals = cr->count;
 		}
 		cr->count = 0;
 	}
