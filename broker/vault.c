@@ -1077,8 +1077,8 @@ static int prepare_writer(struct vault_writer *w)
 		"SELECT max(version) FROM secrets WHERE name = ?1",
 		"INSERT INTO secrets(name, version, term, nonce, ct) VALUES(?1, ?2, ?3, ?4, ?5)",
 		/* Keep the newest keep versions: delete below the keep-th newest (OFFSET keep - 1). */
-		"DELETE FROM secrets WHERE name = ?1 AND version < (SELECT version FROM secrets"
-		" WHERE name = ?1 ORDER BY version DESC LIMIT 1 OFFSET ?2)",
+		("DELETE FROM secrets WHERE name = ?1 AND version < (SELECT version FROM secrets"
+		 " WHERE name = ?1 ORDER BY version DESC LIMIT 1 OFFSET ?2)"),
 		"DELETE FROM secrets WHERE name = ?1",
 		"INSERT OR REPLACE INTO meta(k, v) VALUES('checkpoint', ?1)",
 	};

@@ -304,6 +304,21 @@ static void assert_ts_format(const char *line)
 	}
 }
 
+/* The parser reads a line back, and what it read builds the same body again. */
+static void assert_roundtrip(const char *line)
+{
+	static struct audit_parsed p;
+	static char body[AUDIT_RECORD_MAX];
+	size_t len = strlen(line), n;
+
+	if (!audit_record_parse(line, len, &p))
+		fail_msg("does not parse: %s", line);
+	n = audit_record_body(&p.ev, body, sizeof(body) - AUDIT_RECORD_SUFFIX_LEN);
+	assert_int_equal(n, p.body_len);
+	assert_memory_equal(body, line, n);
+	assert_false(audit_record_parse(line, len - 1, &p));
+}
+
 /* ---- an attacker who holds K_epoch ------------------------------------------- */
 
 static void key_for_epoch(uint64_t epoch, uint8_t k[32])
@@ -397,6 +412,7 @@ static void test_record_fields(void **state)
 	assert_int_equal(ls.n, 7);
 	assert_true(ls.last_complete);
 	for (size_t i = 0; i < ls.n; i++) {
+		assert_roundtrip(ls.l[i]);
 		assert_ts_format(ls.l[i]);
 		assert_true(strlen(ls.l[i]) < 4096);
 		assert_int_equal(num_field(ls.l[i], "seq"), (long long)i + 1);
@@ -482,6 +498,7 @@ static void test_escaping_and_bounds(void **state)
 	assert_int_equal(ls.n, 5);
 	for (size_t i = 0; i < ls.n; i++) {
 		key_sig(ls.l[i], sig, sizeof(sig)); /* still one flat object each */
+		assert_roundtrip(ls.l[i]);
 		assert_true(strlen(ls.l[i]) + 1 <= 4096);
 	}
 	assert_true(field(ls.l[1], "cgroup", v, sizeof(v)));
@@ -496,6 +513,40 @@ static void test_escaping_and_bounds(void **state)
 	assert_true(field(ls.l[3], "cgroup", v, sizeof(v)));
 	assert_int_equal(strlen(v), 1024);
 	assert_string_equal(v + 1018, "yyy...");
+	lines_free(&ls);
+	assert_verifies((const char *const[]){ logpath }, 1);
+}
+
+/* Fields added for credentials and fleet sync appear only when set. */
+static void test_unit_and_revision(void **state)
+{
+	struct audit *a = open_log(NULL, NULL, 0);
+	struct audit_event ev = {
+		.op = "credential", .name = "systemd/web.service/db", .name_len = 22,
+		.version = 2, .decision = "allow", .rule = 1, .who = &who, .count = -1,
+		.unit = "web.service",
+	};
+	struct lines ls;
+	char sig[1024];
+
+	(void)state;
+	assert_int_equal(audit_append(a, &ev), 0);
+	ev = (struct audit_event){ .op = "sync", .version = -1, .decision = "allow",
+				   .who = &who, .count = 3, .revision = 41 };
+	assert_int_equal(audit_append(a, &ev), 0);
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	assert_int_equal(ls.n, 4);
+	key_sig(ls.l[1], sig, sizeof(sig));
+	assert_string_equal(sig, "ts:s seq:n op:s name:s version:n decision:s rule:n uid:n gid:n "
+			    "pid:n cgroup:s container:s pod:s unit:s epoch:n chain:s");
+	assert_non_null(strstr(ls.l[1], "\"pod\":\"\",\"unit\":\"web.service\","));
+	key_sig(ls.l[2], sig, sizeof(sig));
+	assert_string_equal(sig, "ts:s seq:n op:s decision:s rule:n uid:n gid:n pid:n cgroup:s "
+			    "container:s pod:s count:n revision:n epoch:n chain:s");
+	assert_int_equal(num_field(ls.l[2], "revision"), 41);
+	for (size_t i = 0; i < ls.n; i++)
+		assert_roundtrip(ls.l[i]);
 	lines_free(&ls);
 	assert_verifies((const char *const[]){ logpath }, 1);
 }
@@ -659,6 +710,8 @@ static void test_removed_file_degrades(void **state)
 	assert_int_equal(audit_close(a), 0);
 	read_lines(logpath, &ls);
 	assert_int_equal(ls.n, 3);
+	for (size_t i = 0; i < ls.n; i++)
+		assert_roundtrip(ls.l[i]);
 	assert_non_null(strstr(ls.l[0], "\"op\":\"degraded\""));
 	assert_int_equal(num_field(ls.l[0], "seq"), 3);
 	assert_int_equal(num_field(ls.l[0], "refused"), 2);
@@ -1054,6 +1107,7 @@ static void test_torn_last_line(void **state)
 	assert_int_equal(audit_close(a), 0);
 	read_lines(logpath, &ls);
 	assert_int_equal(ls.n, 5);
+	assert_roundtrip(ls.l[3]);
 	assert_int_equal(num_field(ls.l[3], "torn_bytes"), 12);
 	assert_int_equal(num_field(ls.l[3], "seq"), 4);
 	lines_free(&ls);
@@ -1207,6 +1261,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_record_fields),
 		T(test_escaping_and_bounds),
+		T(test_unit_and_revision),
 		T(test_bad_arguments),
 		T(test_file_mode_and_symlink),
 		T(test_restart_continues),
