@@ -361,6 +361,9 @@ static int seal_record(struct audit *a, const struct audit_event *ev, uint64_t e
 	r.seq = a->seq + 1;
 	r.epoch = epoch;
 	r.file_start = file_start;
+	/* A file's first record names the chain before it, under its MAC. */
+	r.has_prev = file_start;
+	memcpy(r.prev, a->chain, CHAIN_LEN);
 	len = audit_record_body(&r, a->buf, sizeof(a->buf) - AUDIT_RECORD_SUFFIX_LEN);
 	if (len == 0)
 		return -E2BIG;
@@ -665,13 +668,14 @@ int audit_open(const char *path, const uint8_t master[32],
 		return -EINVAL;
 	}
 	a = calloc(1, sizeof(*a));
+	if (a != NULL) /* before anything can fail: audit_free closes what is >= 0 */
+		a->fd = a->sync_fd = a->retired_fd = -1;
 	if (a == NULL || (a->path = strdup(path)) == NULL || (a->k = audit_keys_new(master)) == NULL ||
 	    (a->pend = malloc(PEND_MAX)) == NULL) {
 		snprintf(err, errlen, "audit log %s: out of memory", path);
 		rc = -ENOMEM;
 		goto out;
 	}
-	a->fd = a->sync_fd = a->retired_fd = -1;
 	a->healthy = true;
 	opts_fill(&a->opt, opt);
 	a->fd = open_log(path, &st, &what);

@@ -10,7 +10,6 @@
  */
 #include "audit_chain.h"
 
-#include <stdbool.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -20,13 +19,11 @@
 #define KDF_SUB_CHAIN 2
 #define KDF_SUB_CKPT 3
 #define RATCHET_LABEL "secretd-ratchet"
-#define CKPT1_MAGIC "SDCK1" /* seq, epoch, chain */
-#define CKPT2_MAGIC "SDCK2" /* seq, epoch, file_seq, chain */
+#define CKPT_MAGIC "SDCK1"
 #define CKPT_MAGIC_LEN 5
-#define CKPT1_BODY_LEN (CKPT_MAGIC_LEN + 8 + 8 + AUDIT_CHAIN_LEN)
-#define CKPT2_BODY_LEN (CKPT_MAGIC_LEN + 8 + 8 + 8 + AUDIT_CHAIN_LEN)
+#define CKPT_BODY_LEN (CKPT_MAGIC_LEN + 8 + 8 + AUDIT_CHAIN_LEN)
 
-_Static_assert(CKPT2_BODY_LEN + AUDIT_CHAIN_LEN == AUDIT_CKPT_LEN, "checkpoint layout");
+_Static_assert(CKPT_BODY_LEN + AUDIT_CHAIN_LEN == AUDIT_CKPT_LEN, "checkpoint layout");
 
 /*
  * Key material, in one sodium_malloc block.  The hash state lives here too
@@ -136,34 +133,26 @@ static uint64_t get_be64(const uint8_t *p)
 
 int audit_ckpt_seal(struct audit_keys *k, const struct audit_ckpt *c, uint8_t *out)
 {
-	memcpy(out, CKPT2_MAGIC, CKPT_MAGIC_LEN);
+	memcpy(out, CKPT_MAGIC, CKPT_MAGIC_LEN);
 	put_be64(out + CKPT_MAGIC_LEN, c->seq);
 	put_be64(out + CKPT_MAGIC_LEN + 8, c->epoch);
-	put_be64(out + CKPT_MAGIC_LEN + 16, c->file_seq);
-	memcpy(out + CKPT_MAGIC_LEN + 24, c->chain, AUDIT_CHAIN_LEN);
-	return keyed_hash(k, k->ckpt_key, out, CKPT2_BODY_LEN, NULL, 0, out + CKPT2_BODY_LEN);
+	memcpy(out + CKPT_MAGIC_LEN + 16, c->chain, AUDIT_CHAIN_LEN);
+	return keyed_hash(k, k->ckpt_key, out, CKPT_BODY_LEN, NULL, 0, out + CKPT_BODY_LEN);
 }
 
 int audit_ckpt_open(struct audit_keys *k, const uint8_t *blob, size_t len, struct audit_ckpt *c)
 {
 	uint8_t mac[AUDIT_CHAIN_LEN];
-	size_t body;
-	bool v2;
 	int rc = -1;
 
-	if (blob == NULL || len < CKPT_MAGIC_LEN)
+	if (blob == NULL || len != AUDIT_CKPT_LEN || memcmp(blob, CKPT_MAGIC, CKPT_MAGIC_LEN) != 0)
 		return -1;
-	v2 = memcmp(blob, CKPT2_MAGIC, CKPT_MAGIC_LEN) == 0;
-	body = v2 ? CKPT2_BODY_LEN : CKPT1_BODY_LEN;
-	if ((!v2 && memcmp(blob, CKPT1_MAGIC, CKPT_MAGIC_LEN) != 0) || len != body + AUDIT_CHAIN_LEN)
-		return -1;
-	if (keyed_hash(k, k->ckpt_key, blob, body, NULL, 0, mac) != 0 ||
-	    sodium_memcmp(mac, blob + body, AUDIT_CHAIN_LEN) != 0)
+	if (keyed_hash(k, k->ckpt_key, blob, CKPT_BODY_LEN, NULL, 0, mac) != 0 ||
+	    sodium_memcmp(mac, blob + CKPT_BODY_LEN, AUDIT_CHAIN_LEN) != 0)
 		goto out;
 	c->seq = get_be64(blob + CKPT_MAGIC_LEN);
 	c->epoch = get_be64(blob + CKPT_MAGIC_LEN + 8);
-	c->file_seq = v2 ? get_be64(blob + CKPT_MAGIC_LEN + 16) : 0;
-	memcpy(c->chain, blob + body - AUDIT_CHAIN_LEN, AUDIT_CHAIN_LEN);
+	memcpy(c->chain, blob + CKPT_MAGIC_LEN + 16, AUDIT_CHAIN_LEN);
 	rc = 0;
 out:
 	sodium_memzero(mac, sizeof(mac));

@@ -35,19 +35,17 @@ int audit_chain_mac(struct audit_keys *k, const uint8_t prev[AUDIT_CHAIN_LEN],
 		    const char *body, size_t len, uint8_t out[AUDIT_CHAIN_LEN]);
 
 /*
- * The checkpoint: the last record made durable (seq, epoch, chain) and the
- * seq of the last record that began a file (0 when unknown), MAC'd with a
- * static key.  Blobs of the first format (without file_seq) still open,
- * with file_seq 0.
+ * The checkpoint: the last record made durable (seq, epoch, chain), MAC'd
+ * with a static key.  It pins every record up to seq: a record before it
+ * changed, removed or forged changes the chain value at seq.
  */
 struct audit_ckpt {
 	uint64_t seq;
 	uint64_t epoch;
-	uint64_t file_seq;
 	uint8_t chain[AUDIT_CHAIN_LEN];
 };
 
-#define AUDIT_CKPT_LEN (5 + 8 + 8 + 8 + AUDIT_CHAIN_LEN + AUDIT_CHAIN_LEN)
+#define AUDIT_CKPT_LEN (5 + 8 + 8 + AUDIT_CHAIN_LEN + AUDIT_CHAIN_LEN)
 
 /* out gets AUDIT_CKPT_LEN bytes. */
 int audit_ckpt_seal(struct audit_keys *k, const struct audit_ckpt *c, uint8_t *out);

@@ -75,6 +75,34 @@ static int v_sequence(struct verifier *v, const struct audit_event *r)
 	return 0;
 }
 
+/*
+ * The first record given, when it is not seq 1: the earlier files are not
+ * given, so the chain starts here, but only where the broker began a file.
+ * Such a record names the chain value before it under its own MAC, which
+ * is then checked like any other; anywhere else the records before it were
+ * cut off.
+ */
+static int v_start_mid(struct verifier *v, const struct audit_event *r)
+{
+	bool opens = audit_record_opens_epoch(r);
+
+	if (!r->file_start)
+		return v_fail(v, r->seq, "the first record given is not the first the broker "
+			      "wrote into its file (records before it removed; give the "
+			      "earlier files too)");
+	if (!r->has_prev)
+		return v_fail(v, r->seq, "the first record given begins a file but does not name "
+			      "the chain before it (written by an older secretd): give the "
+			      "earlier files too");
+	if (opens && r->epoch == 0)
+		return v_fail(v, r->seq, "epoch 0 at a %s record", r->op);
+	memcpy(v->prev_chain, r->prev, CHAIN_LEN);
+	v->prev_seq = r->seq - 1;
+	v->prev_epoch = opens ? r->epoch - 1 : r->epoch;
+	v->started_mid = true;
+	return 0;
+}
+
 static int v_record(struct verifier *v, const char *line, size_t len)
 {
 	const struct audit_event *r = &v->rec.ev;
@@ -87,36 +115,27 @@ static int v_record(struct verifier *v, const char *line, size_t len)
 	if (r->epoch >= r->seq)
 		return v_fail(v, r->seq, "epoch %llu is impossible at this seq",
 			      (unsigned long long)r->epoch);
-	if (!v->have_prev && r->seq != 1) {
-		/*
-		 * Earlier files not given: this record's chain is the starting
-		 * point, but only where the broker began a file.  Anywhere else
-		 * the records before it were cut off.
-		 */
-		if (!r->file_start)
-			return v_fail(v, r->seq, "the first record given is not the first the broker "
-				      "wrote into its file (records before it removed; give the "
-				      "earlier files too)");
-		v->started_mid = true;
-		if (audit_keys_to(v->k, r->epoch) != 0)
-			return v_fail(v, r->seq, "key derivation failed");
-	} else {
-		if (!v->have_prev) {
-			memset(v->prev_chain, 0, CHAIN_LEN);
-			if (r->epoch != 0)
-				return v_fail(v, r->seq, "the first record is not in epoch 0");
-		} else if ((rc = v_sequence(v, r)) != 0) {
-			return rc;
-		}
-		if (audit_keys_to(v->k, v->have_prev ? v->prev_epoch : 0) != 0 ||
-		    audit_chain_mac(v->k, v->prev_chain, line, v->rec.body_len, mac) != 0)
-			return v_fail(v, r->seq, "key derivation failed");
-		if (sodium_memcmp(mac, r->chain, CHAIN_LEN) != 0)
-			return v_fail(v, r->seq, "chain MAC mismatch (record edited, inserted, removed, "
-				      "reordered or re-sealed)");
-		if (audit_keys_to(v->k, r->epoch) != 0)
-			return v_fail(v, r->seq, "key derivation failed");
-	}
+	if (v->have_prev)
+		rc = v_sequence(v, r);
+	else if (r->seq != 1)
+		rc = v_start_mid(v, r);
+	else if (r->epoch != 0)
+		rc = v_fail(v, r->seq, "the first record is not in epoch 0");
+	else
+		rc = 0; /* the chain before seq 1 is all zero */
+	if (rc != 0)
+		return rc;
+	if (r->has_prev && sodium_memcmp(r->prev, v->prev_chain, CHAIN_LEN) != 0)
+		return v_fail(v, r->seq, "begins a file but names another chain value before it "
+			      "than the record before it has");
+	if (audit_keys_to(v->k, v->prev_epoch) != 0 ||
+	    audit_chain_mac(v->k, v->prev_chain, line, v->rec.body_len, mac) != 0)
+		return v_fail(v, r->seq, "key derivation failed");
+	if (sodium_memcmp(mac, r->chain, CHAIN_LEN) != 0)
+		return v_fail(v, r->seq, "chain MAC mismatch (record edited, inserted, removed, "
+			      "reordered or re-sealed)");
+	if (audit_keys_to(v->k, r->epoch) != 0)
+		return v_fail(v, r->seq, "key derivation failed");
 	if (v->have_ckpt && r->seq == v->ckpt.seq) {
 		if (r->epoch != v->ckpt.epoch || sodium_memcmp(r->chain, v->ckpt.chain, CHAIN_LEN) != 0)
 			return v_fail(v, r->seq, "does not match the vault's checkpoint (log rewritten)");

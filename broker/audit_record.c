@@ -25,7 +25,7 @@ _Static_assert(CHAIN_SUFFIX_LEN + 1 == AUDIT_RECORD_SUFFIX_LEN, "suffix length")
 enum field_id {
 	F_TS, F_SEQ, F_OP, F_NAME, F_VERSION, F_DECISION, F_RULE, F_UID, F_GID, F_PID,
 	F_CGROUP, F_CONTAINER, F_POD, F_UNIT, F_ERROR, F_COUNT, F_REVISION, F_DEGRADED_US,
-	F_REFUSED, F_TORN_BYTES, F_NOTE, F_FILE, F_EPOCH, F_COUNT_OF_FIELDS
+	F_REFUSED, F_TORN_BYTES, F_NOTE, F_FILE, F_PREV, F_EPOCH, F_COUNT_OF_FIELDS
 };
 
 struct field_spec {
@@ -58,6 +58,7 @@ static const struct field_spec fields[F_COUNT_OF_FIELDS] = {
 	[F_TORN_BYTES] = { "torn_bytes", false, false, 0 },
 	[F_NOTE] = { "note", true, false, 256 },
 	[F_FILE] = { "file", true, false, 3 },
+	[F_PREV] = { "prev", true, false, 2 * AUDIT_CHAIN_LEN },
 	[F_EPOCH] = { "epoch", false, true, 0 },
 };
 
@@ -160,8 +161,20 @@ static void b_unum(struct builder *b, enum field_id f, unsigned long long v)
 	b_raw(b, num, n > 0 ? (size_t)n : 0);
 }
 
+static void hex_encode(const uint8_t *in, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 15];
+	}
+}
+
 size_t audit_record_body(const struct audit_event *ev, char *out, size_t cap)
 {
+	char prev[2 * AUDIT_CHAIN_LEN];
+
 	const struct identity *who = ev->who;
 	struct builder b = { .p = out, .cap = cap };
 
@@ -201,21 +214,22 @@ size_t audit_record_body(const struct audit_event *ev, char *out, size_t cap)
 		b_cstr(&b, F_NOTE, ev->note);
 	if (ev->file_start)
 		b_cstr(&b, F_FILE, "new");
+	if (ev->file_start && ev->has_prev) {
+		hex_encode(ev->prev, AUDIT_CHAIN_LEN, prev);
+		b_str(&b, F_PREV, prev, sizeof(prev));
+	}
 	b_unum(&b, F_EPOCH, ev->epoch);
 	return b.overflow ? 0 : b.len;
 }
 
 size_t audit_record_seal(char *buf, size_t body_len, const uint8_t chain[AUDIT_CHAIN_LEN])
 {
-	static const char hex[] = "0123456789abcdef";
 	char *p = buf + body_len;
 
 	memcpy(p, CHAIN_PREFIX, CHAIN_PREFIX_LEN);
 	p += CHAIN_PREFIX_LEN;
-	for (size_t i = 0; i < AUDIT_CHAIN_LEN; i++) {
-		*p++ = hex[chain[i] >> 4];
-		*p++ = hex[chain[i] & 15];
-	}
+	hex_encode(chain, AUDIT_CHAIN_LEN, p);
+	p += 2 * AUDIT_CHAIN_LEN;
 	memcpy(p, "\"}\n", 3);
 	return body_len + AUDIT_RECORD_SUFFIX_LEN;
 }
@@ -384,6 +398,9 @@ static bool set_string(struct audit_parsed *out, enum field_id f, const char *s,
 	case F_ERROR: ev->error = s; return true;
 	case F_NOTE: ev->note = s; return true;
 	case F_FILE: ev->file_start = true; return len == 3 && memcmp(s, "new", 3) == 0;
+	case F_PREV:
+		ev->has_prev = true;
+		return ev->file_start && len == 2 * AUDIT_CHAIN_LEN && parse_chain_hex(s, ev->prev);
 	default: return false;
 	}
 }

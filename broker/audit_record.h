@@ -59,6 +59,14 @@ struct audit_event {
 	uint64_t seq;
 	uint64_t epoch;        /* of the key that seals the next record */
 	bool file_start;       /* "file":"new": the first record of its file */
+	/*
+	 * file_start: "prev", the chain value of the record before it (zero
+	 * before seq 1), so that the MAC of a file's first record can be
+	 * checked without the earlier files.  Only records of secretd before
+	 * 2026-12 begin a file without it.
+	 */
+	bool has_prev;
+	uint8_t prev[AUDIT_CHAIN_LEN];
 	uint8_t chain[AUDIT_CHAIN_LEN]; /* parser only: the record's chain value */
 };
 

@@ -419,15 +419,15 @@ static void test_record_fields(void **state)
 	}
 
 	key_sig(ls.l[0], sig, sizeof(sig));
-	/* the first record written into a file says so */
+	/* the first record written into a file says so, and names the chain before it */
 	assert_string_equal(sig, "ts:s seq:n op:s decision:s rule:n uid:n gid:n pid:n cgroup:s "
-			    "container:s pod:s file:s epoch:n chain:s");
+			    "container:s pod:s file:s prev:s epoch:n chain:s");
 	mask(ls.l[0], m, sizeof(m));
 	snprintf(expect, sizeof(expect),
 		 "{\"ts\":\"TS\",\"seq\":1,\"op\":\"start\",\"decision\":\"allow\",\"rule\":0,"
 		 "\"uid\":%u,\"gid\":%u,\"pid\":%d,\"cgroup\":\"\",\"container\":\"\",\"pod\":\"\","
-		 "\"file\":\"new\",\"epoch\":0,\"chain\":\"CHAIN\"}",
-		 (unsigned)getuid(), (unsigned)getgid(), (int)getpid());
+		 "\"file\":\"new\",\"prev\":\"%064d\",\"epoch\":0,\"chain\":\"CHAIN\"}",
+		 (unsigned)getuid(), (unsigned)getgid(), (int)getpid(), 0);
 	assert_string_equal(m, expect);
 
 	snprintf(idf, sizeof(idf), "\"uid\":1000,\"gid\":1001,\"pid\":4242,"
@@ -938,6 +938,108 @@ static void test_tamper_delete_first(void **state)
 	assert_broken("audit.log:1: seq 4: the first record given is not the first", NULL);
 }
 
+/*
+ * The head of a log cut off and its new first record forged as the start of
+ * a file: "file":"new" and the chain value of the record it replaces.  Found
+ * with or without the vault's checkpoint.
+ */
+static void test_tamper_forged_file_start(void **state)
+{
+	uint8_t blob[AUDIT_CHECKPOINT_MAX];
+	struct audit *a = open_log(NULL, NULL, 0);
+	struct lines ls;
+	char body[4200], report[1024];
+	size_t len;
+
+	(void)state;
+	for (int i = 0; i < 10; i++)
+		append_get(a, "app/db/password");
+	len = sync_now(a, blob); /* checkpoint at seq 11 */
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	assert_int_equal(ls.n, 12);
+	drop_first_lines(&ls, 4); /* seq 1..4 gone; seq 5 comes first */
+	body_with(ls.l[0], "\"epoch\":0", "\"file\":\"new\",\"epoch\":0", body, sizeof(body));
+	snprintf(body + strlen(body), sizeof(body) - strlen(body), "%s",
+		 strstr(ls.l[0], ",\"chain\":"));
+	set_line(&ls, 0, body);
+	write_lines(logpath, &ls);
+	lines_free(&ls);
+	assert_broken("audit.log:1: seq 5:", NULL);
+	assert_int_equal(verify_files((const char *const[]){ logpath }, 1, blob, len, report,
+				      sizeof(report)), 1);
+	assert_non_null(strstr(report, "audit.log:1: seq 5:"));
+}
+
+/*
+ * Whoever holds the current epoch's key can forge a file start and re-seal
+ * what follows, which verifies on its own (the limit of forward security),
+ * but not against the vault's checkpoint: the chain value there changed.
+ */
+static void test_tamper_file_start_with_current_key(void **state)
+{
+	uint8_t blob[AUDIT_CHECKPOINT_MAX];
+	struct audit *a = open_log(NULL, NULL, 0);
+	struct lines ls;
+	char body[4200], prev[80], with[200], report[1024];
+	size_t len;
+
+	(void)state;
+	for (int i = 0; i < 10; i++)
+		append_get(a, "app/db/password");
+	len = sync_now(a, blob); /* checkpoint at seq 11, its file begun at seq 1 */
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	assert_true(field(ls.l[3], "chain", prev, sizeof(prev)));
+	snprintf(with, sizeof(with), "\"file\":\"new\",\"prev\":\"%s\",\"epoch\":0", prev);
+	body_with(ls.l[4], "\"epoch\":0", with, body, sizeof(body));
+	reseal(&ls, 4, body, 0);
+	for (size_t i = 5; i < ls.n; i++) {
+		body_with(ls.l[i], NULL, NULL, body, sizeof(body));
+		reseal(&ls, i, body, 0);
+	}
+	drop_first_lines(&ls, 4);
+	write_lines(logpath, &ls);
+	lines_free(&ls);
+	assert_verifies((const char *const[]){ logpath }, 1);
+	assert_int_equal(verify_files((const char *const[]){ logpath }, 1, blob, len, report,
+				      sizeof(report)), 1);
+	assert_non_null(strstr(report, "audit.log:7: seq 11: does not match the vault's "
+			       "checkpoint"));
+}
+
+/* A file start of an older secretd (no "prev") cannot begin a verification. */
+static void test_file_start_without_prev(void **state)
+{
+	char old[160], report[1024];
+	struct audit *a = open_log(NULL, NULL, 0);
+	struct lines ls;
+	char *p, *end;
+
+	(void)state;
+	snprintf(old, sizeof(old), "%s/audit.log.1", dir);
+	append_get(a, "a");
+	assert_int_equal(rename(logpath, old), 0);
+	assert_int_equal(audit_reopen(a), 0);
+	append_get(a, "b");
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	p = strstr(ls.l[0], ",\"prev\":\"");
+	assert_non_null(p);
+	end = strchr(p + 9, '"');
+	memmove(p, end + 1, strlen(end + 1) + 1);
+	write_lines(logpath, &ls);
+	lines_free(&ls);
+	assert_int_equal(verify_files((const char *const[]){ logpath }, 1, NULL, 0, report,
+				      sizeof(report)), 1);
+	assert_non_null(strstr(report, "seq 3: the first record given begins a file but does not "
+			       "name the chain before it"));
+	/* with the earlier file it is an ordinary record whose MAC now fails */
+	assert_int_equal(verify_files((const char *const[]){ old, logpath }, 2, NULL, 0, report,
+				      sizeof(report)), 1);
+	assert_non_null(strstr(report, "seq 3: chain MAC mismatch"));
+}
+
 static void test_tamper_delete_last(void **state)
 {
 	struct lines ls;
@@ -1276,6 +1378,9 @@ int main(void)
 		T(test_tamper_edit),
 		T(test_tamper_delete),
 		T(test_tamper_delete_first),
+		T(test_tamper_forged_file_start),
+		T(test_tamper_file_start_with_current_key),
+		T(test_file_start_without_prev),
 		T(test_tamper_delete_last),
 		T(test_tamper_insert_copy),
 		T(test_tamper_swap),
