@@ -52,6 +52,7 @@
 
 #include "audit_chain.h"
 #include "audit_record.h"
+#include "lockfile.h"
 
 #define CHAIN_LEN AUDIT_CHAIN_LEN
 #define RECORD_MAX AUDIT_RECORD_MAX
@@ -65,6 +66,12 @@ _Static_assert(AUDIT_CKPT_LEN <= AUDIT_CHECKPOINT_MAX, "checkpoint blob too larg
 
 struct audit {
 	char *path;
+	/*
+	 * Holds PATH.lock (lockfile.c) from audit_open to audit_close: one
+	 * broker a log.  The lock file keeps its name when the log is renamed
+	 * and reopened, so the lock outlives every rotation.
+	 */
+	int lock_fd;
 	int fd;           /* -1 while no file is open */
 	dev_t dev;        /* of the open file, to notice it renamed away */
 	ino_t ino;
@@ -643,6 +650,7 @@ static void audit_free(struct audit *a)
 		close(a->fd);
 	if (a->retired_fd >= 0)
 		close(a->retired_fd);
+	lockfile_release(a->lock_fd);
 	audit_keys_free(a->k);
 	free(a->pend);
 	free(a->path);
@@ -669,7 +677,7 @@ int audit_open(const char *path, const uint8_t master[32],
 	}
 	a = calloc(1, sizeof(*a));
 	if (a != NULL) /* before anything can fail: audit_free closes what is >= 0 */
-		a->fd = a->sync_fd = a->retired_fd = -1;
+		a->lock_fd = a->fd = a->sync_fd = a->retired_fd = -1;
 	if (a == NULL || (a->path = strdup(path)) == NULL || (a->k = audit_keys_new(master)) == NULL ||
 	    (a->pend = malloc(PEND_MAX)) == NULL) {
 		snprintf(err, errlen, "audit log %s: out of memory", path);
@@ -678,6 +686,11 @@ int audit_open(const char *path, const uint8_t master[32],
 	}
 	a->healthy = true;
 	opts_fill(&a->opt, opt);
+	a->lock_fd = lockfile_take(path, "audit log", err, errlen);
+	if (a->lock_fd < 0) {
+		rc = a->lock_fd;
+		goto out;
+	}
 	a->fd = open_log(path, &st, &what);
 	if (a->fd < 0) {
 		rc = a->fd;
