@@ -56,8 +56,10 @@
 
 #define CHAIN_LEN AUDIT_CHAIN_LEN
 #define RECORD_MAX AUDIT_RECORD_MAX
-#define PEND_MAX (64 * RECORD_MAX)           /* records queued for one write(2) */
+#define PEND_MAX (256 * 1024)                /* records queued for one write(2) */
 #define TAIL_READ (2 * RECORD_MAX + 16)      /* a torn tail plus the last record */
+
+_Static_assert(PEND_MAX >= RECORD_MAX, "the queue holds any record");
 
 #define DEFAULT_EPOCH_RECORDS 1000
 #define DEFAULT_EPOCH_SECONDS 60

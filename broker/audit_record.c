@@ -8,6 +8,8 @@
  */
 #include "audit_record.h"
 
+#include "cgroup.h" /* CGROUP_PATH_MAX: only the constant */
+
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +23,12 @@ _Static_assert(sizeof(long long) == 8 && sizeof(unsigned) == 4, "integer sizes")
 #define CHAIN_SUFFIX_LEN (CHAIN_PREFIX_LEN + 2 * AUDIT_CHAIN_LEN + 2) /* ...hex"} */
 
 _Static_assert(CHAIN_SUFFIX_LEN + 1 == AUDIT_RECORD_SUFFIX_LEN, "suffix length");
+
+#define CGROUP_MAX_OUT (6 * (CGROUP_PATH_MAX - 1)) /* every byte as \u00XX */
+
+/* A record with every field at its bound still fits, chain and newline included. */
+_Static_assert(CGROUP_MAX_OUT + 39 + 32 + 512 + 16 + 64 + 36 + 3 * 256 + 256 + 3 + 64 +
+	       12 * 20 + 600 + AUDIT_RECORD_SUFFIX_LEN < AUDIT_RECORD_MAX, "record bound");
 
 enum field_id {
 	F_TS, F_SEQ, F_OP, F_NAME, F_VERSION, F_DECISION, F_RULE, F_UID, F_GID, F_PID,
@@ -46,7 +54,8 @@ static const struct field_spec fields[F_COUNT_OF_FIELDS] = {
 	[F_UID] = { "uid", false, true, 0 },
 	[F_GID] = { "gid", false, true, 0 },
 	[F_PID] = { "pid", false, true, 0 },
-	[F_CGROUP] = { "cgroup", true, true, 1024 },
+	/* the whole path, so that two deep cgroups never look alike */
+	[F_CGROUP] = { "cgroup", true, true, CGROUP_MAX_OUT },
 	[F_CONTAINER] = { "container", true, true, CONTAINER_ID_LEN },
 	[F_POD] = { "pod", true, true, POD_UID_LEN },
 	[F_UNIT] = { "unit", true, false, 256 },

@@ -18,7 +18,12 @@
 #include "audit_chain.h"
 #include "identity.h"
 
-#define AUDIT_RECORD_MAX 4096 /* a record, newline included */
+/*
+ * A record, newline included: room for a whole cgroup path (cgroup.c takes
+ * at most CGROUP_PATH_MAX - 1 bytes) even with every byte escaped as
+ * \u00XX, and for every other field at its bound.
+ */
+#define AUDIT_RECORD_MAX 32768
 #define AUDIT_TS_MAX 40       /* a timestamp and its terminator */
 
 /* ",\"chain\":\"<64 hex>\"}\n": what follows the body. */

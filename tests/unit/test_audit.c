@@ -478,28 +478,36 @@ static void test_record_fields(void **state)
 static void test_escaping_and_bounds(void **state)
 {
 	struct audit *a = open_log(NULL, NULL, 0);
+	static char v[AUDIT_RECORD_MAX];
 	struct lines ls;
-	char v[2048], sig[1024];
+	char sig[1024];
 	const char nasty_name[] = "a\"b\\c";
 
 	(void)state;
 	snprintf(cgroup_buf, sizeof(cgroup_buf), "/a\"b\\c\n\x01\x7f\xff/\"},\"uid\":0");
 	append_get(a, nasty_name);
-	/* far too long, and every byte a control byte (6 bytes escaped) */
+	/* long, and every byte a control byte (6 bytes escaped): still whole */
 	memset(cgroup_buf, 0x01, 3000);
 	cgroup_buf[3000] = '\0';
 	append_get(a, "x");
 	memset(cgroup_buf, 'y', sizeof(cgroup_buf) - 1);
 	cgroup_buf[sizeof(cgroup_buf) - 1] = '\0';
 	append_get(a, "x");
+	/* a name past its bound (512 escaped bytes) is cut and marked */
+	memset(v, 0x02, 200);
+	v[200] = '\0';
+	append_get(a, v);
 	assert_int_equal(audit_close(a), 0);
 
 	read_lines(logpath, &ls);
-	assert_int_equal(ls.n, 5);
+	assert_int_equal(ls.n, 6);
+	assert_true(field(ls.l[4], "name", v, sizeof(v)));
+	assert_int_equal(strlen(v), 6 * 84 + 3);
+	assert_string_equal(v + strlen(v) - 9, "\\u0002...");
 	for (size_t i = 0; i < ls.n; i++) {
 		key_sig(ls.l[i], sig, sizeof(sig)); /* still one flat object each */
 		assert_roundtrip(ls.l[i]);
-		assert_true(strlen(ls.l[i]) + 1 <= 4096);
+		assert_true(strlen(ls.l[i]) + 1 <= AUDIT_RECORD_MAX);
 	}
 	assert_true(field(ls.l[1], "cgroup", v, sizeof(v)));
 	assert_string_equal(v, "/a\\\"b\\\\c\\u000a\\u0001\\u007f\\u00ff/\\\"},\\\"uid\\\":0");
@@ -507,12 +515,12 @@ static void test_escaping_and_bounds(void **state)
 	assert_non_null(strstr(ls.l[1], "\"name\":\"a\\\"b\\\\c\""));
 
 	assert_true(field(ls.l[2], "cgroup", v, sizeof(v)));
-	assert_true(strlen(v) <= 1024);
-	assert_true(strlen(v) > 1000);
-	assert_string_equal(v + strlen(v) - 9, "\\u0001...");
+	assert_int_equal(strlen(v), 6 * 3000);
+	for (size_t i = 0; i < 3000; i++)
+		assert_memory_equal(v + 6 * i, "\\u0001", 6);
 	assert_true(field(ls.l[3], "cgroup", v, sizeof(v)));
-	assert_int_equal(strlen(v), 1024);
-	assert_string_equal(v + 1018, "yyy...");
+	assert_int_equal(strlen(v), sizeof(cgroup_buf) - 1);
+	assert_null(strstr(v, "..."));
 	lines_free(&ls);
 	assert_verifies((const char *const[]){ logpath }, 1);
 }
@@ -545,6 +553,47 @@ static void test_unit_and_revision(void **state)
 	assert_string_equal(sig, "ts:s seq:n op:s decision:s rule:n uid:n gid:n pid:n cgroup:s "
 			    "container:s pod:s count:n revision:n epoch:n chain:s");
 	assert_int_equal(num_field(ls.l[2], "revision"), 41);
+	for (size_t i = 0; i < ls.n; i++)
+		assert_roundtrip(ls.l[i]);
+	lines_free(&ls);
+	assert_verifies((const char *const[]){ logpath }, 1);
+}
+
+/*
+ * Two deep cgroups that differ only past the first kilobyte: each record
+ * holds its caller's whole path, so they never look alike.
+ */
+static void test_deep_cgroups_told_apart(void **state)
+{
+	static char v[AUDIT_RECORD_MAX], want[sizeof(cgroup_buf)];
+	struct audit *a = open_log(NULL, NULL, 0);
+	struct lines ls;
+	size_t n = sizeof(cgroup_buf) - 1; /* the longest path cgroup.c takes */
+
+	(void)state;
+	for (size_t i = 0; i < n; i++)
+		cgroup_buf[i] = i % 16 == 0 ? '/' : 'a' + (char)(i % 7);
+	cgroup_buf[n - 1] = '1';
+	cgroup_buf[n] = '\0';
+	append_get(a, "x");
+	cgroup_buf[n - 1] = '2';
+	append_get(a, "x");
+	/* a short one that differs late, escaped bytes and all */
+	snprintf(cgroup_buf, sizeof(cgroup_buf), "/%01500d\x01\xff/end", 0);
+	append_get(a, "x");
+	assert_int_equal(audit_close(a), 0);
+
+	read_lines(logpath, &ls);
+	assert_int_equal(ls.n, 5);
+	assert_true(field(ls.l[1], "cgroup", v, sizeof(v)));
+	assert_int_equal(strlen(v), n);
+	assert_int_equal(v[n - 1], '1');
+	assert_true(field(ls.l[2], "cgroup", v, sizeof(v)));
+	assert_int_equal(strlen(v), n);
+	assert_int_equal(v[n - 1], '2');
+	assert_true(field(ls.l[3], "cgroup", v, sizeof(v)));
+	snprintf(want, sizeof(want), "/%01500d\\u0001\\u00ff/end", 0);
+	assert_string_equal(v, want);
 	for (size_t i = 0; i < ls.n; i++)
 		assert_roundtrip(ls.l[i]);
 	lines_free(&ls);
@@ -1363,6 +1412,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_record_fields),
 		T(test_escaping_and_bounds),
+		T(test_deep_cgroups_told_apart),
 		T(test_unit_and_revision),
 		T(test_bad_arguments),
 		T(test_file_mode_and_symlink),
