@@ -8,6 +8,7 @@
  */
 #include "conn.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 
 #include <secretd/wire.h>
 
+#include "credential.h"
 #include "log.h"
 #include "reply.h"
 #include "request.h"
@@ -135,6 +137,17 @@ const struct identity *conn_identity(const struct conn *c)
 struct services *conn_services(const struct conn *c)
 {
 	return c->svc;
+}
+
+int conn_set_unit(struct conn *c, const char *unit)
+{
+	char *copy = strdup(unit);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	free(c->id.unit);
+	c->id.unit = copy;
+	return 0;
 }
 
 struct limits_slot *conn_slot(struct conn *c)
@@ -680,6 +693,7 @@ void conn_close(struct conn *c)
 int conn_start(struct services *svc, int fd, struct identity *id)
 {
 	struct conn *c = calloc(1, sizeof(*c));
+	struct credential_req cred;
 	int rc;
 
 	if (c == NULL) {
@@ -713,6 +727,17 @@ int conn_start(struct services *svc, int fd, struct identity *id)
 		request_refuse_conn(svc, c, rc == LIMITS_TOTAL  ? "too many connections to the broker"
 					    : rc == LIMITS_PEER ? "too many connections from this identity"
 								: "out of memory");
+		return 0;
+	}
+	/* systemd's LoadCredential= sends nothing: it is known by its address. */
+	rc = credential_detect(fd, &c->id, &cred);
+	if (rc < 0) {
+		conn_close(c);
+		return rc;
+	}
+	if (rc == 1) {
+		c->state = CONN_DRAINING;
+		request_credential(svc, c, &cred);
 		return 0;
 	}
 	if (!c->id.established)

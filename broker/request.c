@@ -13,6 +13,7 @@
 #include <secretd/wire.h>
 
 #include "conn.h"
+#include "credential.h"
 #include "gate.h"
 #include "log.h"
 #include "reply.h"
@@ -39,6 +40,12 @@ static void encode_again(struct reply *r)
 
 static void withhold(struct reply *r)
 {
+	if (r->raw) {
+		/* systemd reads until EOF: nothing written is all it can be told. */
+		reply_drop_content(r);
+		r->out_len = 0;
+		return;
+	}
 	reply_error(r, WIRE_UNAVAILABLE, "audit log cannot be written");
 	encode_again(r);
 }
@@ -65,11 +72,36 @@ static void on_release(struct gate_item *item, enum gate_outcome outcome)
  * The answer goes into its own buffer before its record is written, so
  * that no answer is audited as allowed and then found to have no memory.
  */
+/* A credential's answer: the value's bytes alone, or none when refused. */
+static int encode_raw(struct conn *c, struct reply *r)
+{
+	size_t len = r->resp.status == WIRE_OK && r->secret != NULL ? r->secret->len : 0;
+
+	r->out_cap = len > 0 ? len : 1;
+	r->out = conn_buf_get(c, &r->out_cap);
+	if (r->out == NULL) {
+		r->ev.decision = "error";
+		r->ev.error = "out of memory";
+		r->out_cap = 1;
+		r->out = conn_buf_get(c, &r->out_cap);
+		len = 0;
+		if (r->out == NULL)
+			return -1;
+	}
+	if (len > 0)
+		memcpy(r->out, r->secret->data, len);
+	r->out_len = len;
+	reply_drop_content(r);
+	return 0;
+}
+
 static int encode(struct conn *c, struct reply *r)
 {
 	size_t size = wire_response_size(&r->resp);
 	long n;
 
+	if (r->raw)
+		return encode_raw(c, r);
 	if (size == 0) {
 		log_err("a reply of type %u cannot be encoded", (unsigned)r->type);
 		reply_error(r, WIRE_ERROR, "internal error");
@@ -316,6 +348,68 @@ enum op_result request_handle(struct services *svc, struct conn *c, const uint8_
 		return OP_DEFERRED;
 	submit(svc, r, true);
 	return OP_DONE;
+}
+
+/* The credential's decision, up to the value (NULL when refused). */
+static const char *credential_decide(struct services *svc, struct conn *c,
+				     const struct credential_req *req, struct reply *r)
+{
+	const struct identity *id = conn_identity(c);
+	int rc;
+
+	if (!limits_take(conn_slot(c), now_ms(svc)))
+		return "rate limited";
+	if (req->refusal != NULL)
+		return req->refusal;
+	if (!id->established)
+		return "identity not established";
+	if (!gate_healthy(svc->gate))
+		return "audit log cannot be written";
+	if (conn_set_unit(c, req->unit) != 0)
+		return "out of memory";
+	if (!policy_eval(svc->policy, id, PERM_READ, req->name, strlen(req->name), &r->ev.rule))
+		return "permission denied";
+	rc = vault_get(svc->vault, req->name, strlen(req->name), 0, &r->secret);
+	if (rc == VAULT_E_NOTFOUND)
+		return "not found";
+	if (rc != VAULT_OK)
+		return vault_strerror(rc);
+	r->ev.version = r->secret->version;
+	return NULL;
+}
+
+void request_credential(struct services *svc, struct conn *c, const struct credential_req *req)
+{
+	struct reply *r = conn_reply_new(c, WIRE_GET);
+	const char *why;
+
+	if (r == NULL) {
+		conn_close(c);
+		return;
+	}
+	init_event(r, "credential", conn_identity(c));
+	r->raw = true;
+	r->close_after = true;
+	r->flags = OP_AUDITED | OP_SECRET;
+	r->ev.name = req->name;
+	r->ev.name_len = strlen(req->name);
+	r->ev.unit = req->unit;
+	why = credential_decide(svc, c, req, r);
+	if (why == NULL) {
+		r->ev.decision = "allow";
+		r->resp.status = WIRE_OK;
+	} else {
+		/*
+		 * systemd cannot be told: it stores an empty credential, so the
+		 * unit's guard (test -s) is what fails it.  Say so here.
+		 */
+		log_warn("credential %s for unit %s refused: %s", req->name, req->unit, why);
+		r->ev.decision = strcmp(why, "not found") == 0 || strcmp(why, "out of memory") == 0
+					 ? "error" : "deny";
+		r->ev.error = why;
+		r->resp.status = WIRE_DENIED;
+	}
+	submit(svc, r, true);
 }
 
 void request_refuse_framing(struct services *svc, struct conn *c, int wire_err)
