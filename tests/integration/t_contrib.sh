@@ -78,6 +78,12 @@ decide deny "$POLICY_COPY" uid=1000 \
 decide permit "$POLICY_COPY" uid=10002 cgroup=/system.slice/docker-$OTHER64.scope read apps/web/db-password
 decide deny "$POLICY_COPY" uid=10003 cgroup=/system.slice/docker-$OTHER64.scope read apps/web/db-password
 decide permit "$POLICY_COPY" uid=0 cgroup=/system.slice/docker-$HEX64.scope read apps/legacy/x
+note "docker policy: both cgroup drivers, exact depth"
+decide permit "$POLICY_COPY" uid=10002 cgroup=/docker/$HEX64 read containers/$HEX64/api-token
+decide permit "$POLICY_COPY" uid=10002 cgroup=/docker/$OTHER64 read apps/web/db-password
+decide deny "$POLICY_COPY" uid=10002 cgroup=/docker/$HEX64/sub read containers/$HEX64/api-token
+decide deny "$POLICY_COPY" uid=10002 cgroup=/system.slice/docker-$HEX64.scope/sub read apps/web/db-password
+decide deny "$POLICY_COPY" uid=10003 cgroup=/docker/$OTHER64 read apps/web/db-password
 
 note "podman policy: rootless containers get their user's secrets only"
 check_policy "$C/podman/policy.conf"
@@ -85,6 +91,14 @@ RL=/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-$HEX64.scope
 decide permit "$POLICY_COPY" uid=100999 cgroup=$RL read users/1000/token
 decide deny "$POLICY_COPY" uid=100999 cgroup=$RL read containers/$HEX64/token
 decide permit "$POLICY_COPY" uid=10002 cgroup=/machine.slice/libpod-$HEX64.scope read containers/$HEX64/token
+note "podman policy: systemd (runc and crun) and cgroupfs managers, exact depth"
+for cg in /machine.slice/libpod-$HEX64.scope /machine.slice/libpod-$HEX64.scope/container /libpod_parent/libpod-$HEX64; do
+  decide permit "$POLICY_COPY" uid=10002 cgroup=$cg read containers/$HEX64/token
+  decide permit "$POLICY_COPY" uid=10002 cgroup=$cg read apps/web/x
+  decide deny "$POLICY_COPY" uid=10003 cgroup=$cg read apps/web/x
+  decide deny "$POLICY_COPY" uid=10002 cgroup=$cg/sub read apps/web/x
+done
+decide deny "$POLICY_COPY" uid=10002 cgroup=/machine.slice/libpod-conmon-$HEX64.scope/x read apps/web/x
 
 note "rules quoted in comments are rules of the policy.conf beside them"
 norm() { sed -E 's/^#[[:space:]]*//; s/[[:space:]]+/ /g; s/ $//'; }
@@ -197,9 +211,14 @@ if grep -rnE '(-v|hostPath|source|path:)[^#]*secretd\.sock' "$C/docker" "$C/podm
 fi
 for f in "$C/docker/run-example.sh" "$C/podman/run-example.sh"; do
   bash -n "$f" || fail "$f: syntax"
-  grep -qF 'SECRETD_MOUNT=/run/secretd:/run/secretd:ro' "$f" || fail "$f: no read-only folder mount"
+  grep -qF 'SECRETD_DIR=${SECRETD_DIR:-/run/secretd}' "$f" || fail "$f: socket folder not /run/secretd by default"
+  grep -qF 'SECRETD_MOUNT=$SECRETD_DIR:/run/secretd:ro' "$f" || fail "$f: no read-only folder mount"
 done
-grep -qF -- '- /run/secretd:/run/secretd:ro' "$C/docker/compose.yaml" || fail "compose.yaml: no read-only folder mount"
+grep -qF -- '- ${SECRETD_DIR:-/run/secretd}:/run/secretd:ro' "$C/docker/compose.yaml" || fail "compose.yaml: no read-only folder mount"
+note "no example relies on a named tmpfs volume (fresh and empty whenever no container holds it)"
+if grep -vE '^[[:space:]]*#' "$C/docker/compose.yaml" "$C"/*/run-example.sh | grep -nE 'type[=:] *tmpfs|volume create'; then
+  fail "an example injects into a tmpfs volume"
+fi
 for f in "$C/kubernetes/pod-inject.yaml" "$C/kubernetes/pod-get.yaml"; do
   grep -qF '{ name: secretd, mountPath: /run/secretd, readOnly: true }' "$f" || fail "$f: no read-only folder mount"
 done
