@@ -261,10 +261,10 @@ static void test_listen_not_ours(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	/* fds 3 and 4 are the test's to use, as they are systemd's to pass. */
+	/* fds 3 and 4 are the test's to use, as they are systemd's to pass;
+	 * whatever the runner leaked into them (ctest does) is not ours. */
 	for (int fd = 3; fd <= 4; fd++)
-		if (fcntl(fd, F_GETFD) != -1)
-			return -1;
+		(void)close(fd);
 	snprintf(dir, sizeof(dir), "/tmp/test_notify.XXXXXX");
 	return mkdtemp(dir) != NULL ? 0 : -1;
 }
