@@ -50,6 +50,7 @@ static const struct setting settings[] = {
 	{ "connect-rate", V_UINT, STR(connect_rate), 1, 10000000 },
 	{ "connect-burst", V_UINT, STR(connect_burst), 1, 10000000 },
 	{ "log-level", V_LEVEL, STR(log_level), 0, 0 },
+	{ "metrics-listen", V_STRING, STR(metrics_listen), 0, 0 },
 };
 #undef STR
 
@@ -101,6 +102,7 @@ void config_free(struct config *cfg)
 	free(cfg->audit_log);
 	free(cfg->config);
 	free(cfg->user);
+	free(cfg->metrics_listen);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

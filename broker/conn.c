@@ -20,6 +20,7 @@
 
 #include "credential.h"
 #include "log.h"
+#include "metrics.h"
 #include "reply.h"
 #include "request.h"
 #include "services.h"
@@ -441,6 +442,7 @@ struct reply *conn_reply_new(struct conn *c, uint8_t type)
 	r->type = type;
 	r->resp.type = type;
 	r->state = REPLY_DECIDING;
+	r->started_ns = uv_hrtime();
 	TAILQ_INSERT_TAIL(&c->replies, r, link);
 	c->nreplies++;
 	conn_ref(c);
@@ -676,6 +678,7 @@ void conn_close(struct conn *c)
 	unready(c);
 	TAILQ_REMOVE(&svc->conns, c, link);
 	svc->nconns--;
+	metrics_conn_closed(svc->metrics);
 	/*
 	 * Replies not yet handed to the socket go now; those still being
 	 * decided are freed when they are (a put's change is recorded all the
@@ -716,6 +719,7 @@ int conn_start(struct services *svc, int fd, struct identity *id)
 	c->active_ms = now_ms(c);
 	TAILQ_INSERT_TAIL(&svc->conns, c, link);
 	svc->nconns++;
+	metrics_conn_opened(svc->metrics);
 	if ((rc = uv_pipe_open(&c->pipe, fd)) != 0) {
 		close(fd);
 		conn_close(c);

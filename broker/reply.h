@@ -50,6 +50,7 @@ struct reply {
 	bool plain;                  /* out is malloc'd: an event, which holds no secret */
 	bool raw;                    /* a systemd credential: the bare value, or nothing */
 	unsigned refusals;           /* rate-limited requests its record counts */
+	uint64_t started_ns;         /* the request's arrival (uv_hrtime), for metrics */
 	uint8_t *out;                /* the encoded frame (guarded memory) */
 	size_t out_len, out_cap;
 	uv_write_t wreq;

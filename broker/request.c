@@ -16,6 +16,7 @@
 #include "credential.h"
 #include "gate.h"
 #include "log.h"
+#include "metrics.h"
 #include "reply.h"
 #include "services.h"
 
@@ -50,13 +51,21 @@ static void withhold(struct reply *r)
 	encode_again(r);
 }
 
+static enum metrics_decision decision_of(const struct reply *r)
+{
+	if (r->resp.status == WIRE_OK && strcmp(r->ev.decision, "allow") == 0)
+		return METRICS_ALLOW;
+	return strcmp(r->ev.decision, "deny") == 0 ? METRICS_DENY : METRICS_ERROR;
+}
+
 static void on_release(struct gate_item *item, enum gate_outcome outcome)
 {
 	struct reply *r = container_of(item, struct reply, gate);
+	struct services *svc = conn_services(r->conn);
 
 	/* A refusal record lost with its batch: its count goes into the summary. */
 	if (outcome == GATE_UNWRITTEN && r->refusals > 0)
-		conn_services(r->conn)->refusals.unrecorded += r->refusals;
+		svc->refusals.unrecorded += r->refusals;
 	if (outcome == GATE_UNWRITTEN && (r->flags & OP_AUDITED)) {
 		withhold(r);
 		/* A subscription that could not be recorded does not stay. */
@@ -65,6 +74,8 @@ static void on_release(struct gate_item *item, enum gate_outcome outcome)
 	}
 	else if (outcome == GATE_UNSYNCED && (r->flags & OP_SECRET) && r->resp.status == WIRE_OK)
 		withhold(r);
+	metrics_request(svc->metrics, r->ev.op, outcome == GATE_OK ? decision_of(r) : METRICS_ERROR,
+			(uv_hrtime() - r->started_ns) / 1000);
 	conn_reply_ready(r);
 }
 
@@ -438,6 +449,8 @@ void request_refuse_conn(struct services *svc, struct conn *c, const char *why)
 		conn_close(c);
 		return;
 	}
+	metrics_conn_refused(svc->metrics, strcmp(why, "too many connections to the broker") == 0
+						    ? METRICS_REFUSED_TOTAL : METRICS_REFUSED_PEER);
 	init_event(r, "connect", id);
 	reply_error(r, WIRE_RATE_LIMITED, "%s", why);
 	r->ev.decision = "deny";
