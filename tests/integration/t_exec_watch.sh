@@ -79,6 +79,9 @@ kill -0 "$OLD" 2>/dev/null && fail "the old child survived"
 assert_contains "$(tail -n 1 "$T/log2")" "A=v4"
 kill -KILL "$SUP"
 wait "$SUP" 2>/dev/null || true
+# Its child ignores SIGTERM, the signal a dying supervisor leaves it
+# (PR_SET_PDEATHSIG): it would outlive the test and hold ctest's output.
+kill -KILL "$(pid_of_start "$T/log2" 2)" 2>/dev/null || true
 
 note "--watch --signal HUP: the files switched, CMD signalled, not restarted"
 "$CTL" exec --dir "$D" app/two --watch --signal HUP -- "$T/app.sh" "$T/log3" "$D/app_two" \
