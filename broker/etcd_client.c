@@ -20,6 +20,13 @@
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_CONNECT_MS 1000
+/*
+ * One attempt's limit.  A member that lost its leader holds a request until
+ * its own timeout (about 7 s), longer than a whole deadline; cutting the
+ * attempt short lets the request move on to a member that can answer.  A txn
+ * cut short may have committed: the fleet layer recognises its own write.
+ */
+#define DEFAULT_ATTEMPT_MS 1500
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define AUTH_TRIES 2
@@ -111,7 +118,7 @@ struct etcd_client {
 	char *cacert, *cert, *key, *user;
 	char *password;
 	size_t plen;
-	unsigned timeout_ms, connect_ms;
+	unsigned timeout_ms, connect_ms, attempt_ms;
 	void (*done_fn)(void *);
 	void *done_arg;
 };
@@ -539,6 +546,8 @@ static void start_req(struct etcd_client *c, struct etcd_req *r)
 		return;
 	}
 	left = r->deadline > now ? (long)(r->deadline - now) : 1;
+	if (left > (long)c->attempt_ms)
+		left = (long)c->attempt_ms;
 	curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, left);
 	curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_req_data);
 	curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
@@ -1092,6 +1101,7 @@ int etcd_client_new(uv_loop_t *loop, const struct etcd_client_config *cfg,
 	c->loop = loop;
 	c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
 	c->connect_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_MS;
+	c->attempt_ms = cfg->attempt_timeout_ms ? cfg->attempt_timeout_ms : DEFAULT_ATTEMPT_MS;
 	rc = parse_endpoints(c, cfg->endpoints, err, errlen);
 	if (rc == ETCD_OK)
 		rc = copy_opt(cfg->cacert, &c->cacert);

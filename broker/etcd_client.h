@@ -17,7 +17,9 @@
  * meets "no leader" moves to the next one.  When every endpoint refuses the
  * connection in a row the request fails at once with ETCD_E_UNAVAILABLE (no
  * hang when the whole cluster is down); otherwise it is retried with backoff
- * until its deadline (timeout_ms), which rides out a leader election.
+ * until its deadline (timeout_ms), which rides out a leader election.  One
+ * attempt lasts at most attempt_timeout_ms, so that a member without a
+ * leader, which holds requests for seconds, does not use up the deadline.
  *
  * Every answer's header is checked: its cluster id must equal the expected
  * one (learned from the first answer when set to 0), and a unary answer's
@@ -55,6 +57,7 @@ struct etcd_client_config {
 	size_t password_len;
 	unsigned timeout_ms;      /* a request's deadline over all retries; 0 = 5000 */
 	unsigned connect_timeout_ms; /* one connection attempt; 0 = 1000 */
+	unsigned attempt_timeout_ms; /* one attempt on one endpoint; 0 = 1500 */
 };
 
 struct etcd_client;

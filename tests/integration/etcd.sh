@@ -125,7 +125,7 @@ etcd_leader() {
   for i in 1 2 3; do
     [ -n "${ETCD_PID[$i]:-}" ] || continue
     out=$(ETCD_ENDPOINTS=${ETCD_EP[$i]} etcd_ctl endpoint status -w fields 2>/dev/null) || continue
-    if grep -q '^"IsLeader" : true' <<<"$out"; then
+    if [ "$(sed -n 's/^"MemberID" : //p' <<<"$out")" = "$(sed -n 's/^"Leader" : //p' <<<"$out")" ]; then
       echo "$i"
       return 0
     fi
@@ -162,4 +162,25 @@ etcd_auth_enable() {
   etcd_ctl user grant-role "$user" fleet >/dev/null || fail "etcdctl user grant-role"
   etcd_ctl auth enable >/dev/null || fail "etcdctl auth enable"
   ETCD_AUTH="root:$pass"
+}
+
+# The fleet driver (tests/integration/helpers/etcd_driver.c) against this
+# cluster, with its TLS files and credentials, and the cluster key in $T.
+: "${ETCD_DRIVER:?ETCD_DRIVER must name the secretd-etcd-driver binary}"
+ETCD_DRIVER_USER=""
+ETCD_DRIVER_PWFILE=""
+
+etcd_cluster_key() {
+  [ -f "$T/cluster.key" ] || { head -c 32 /dev/urandom >"$T/cluster.key"; chmod 0400 "$T/cluster.key"; }
+}
+
+fleet() {
+  etcd_cluster_key
+  local opts=(--endpoints "$ETCD_ENDPOINTS" --cluster-key "$T/cluster.key")
+  if [ "$ETCD_SCHEME" = https ]; then
+    opts+=(--cacert "$ETCD_TLS_DIR/ca.crt" --cert "$ETCD_TLS_DIR/client.crt"
+      --key "$ETCD_TLS_DIR/client.key")
+  fi
+  [ -z "$ETCD_DRIVER_USER" ] || opts+=(--user "$ETCD_DRIVER_USER" --password-file "$ETCD_DRIVER_PWFILE")
+  "$ETCD_DRIVER" "${opts[@]}" "$@"
 }
