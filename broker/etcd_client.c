@@ -52,6 +52,7 @@ struct etcd_req {
 	size_t ep;
 	unsigned attempt, refused_in_row, auth_tries;
 	uint64_t deadline, due;
+	int64_t floor;       /* the client's floor when submitted */
 	struct etcd_result res;
 };
 TAILQ_HEAD(req_list, etcd_req);
@@ -151,8 +152,14 @@ static uint64_t backoff_ms(unsigned n)
 	return ms / 2 + randombytes_uniform((uint32_t)(ms / 2 + 1));
 }
 
-/* Header checks shared by every answer: cluster id and, for unary ones, the floor. */
-static int check_header(struct etcd_client *c, const struct etcd_header *h, bool unary)
+/*
+ * Header checks shared by every answer: the cluster id and, for unary
+ * answers, the floor as it stood when the request was submitted (floor >= 0).
+ * etcd is linearizable: an answer to a request sent after revision R was
+ * seen cannot be older than R.  Requests in flight together may answer in
+ * any order, so the floor seen at submission is the one to hold them to.
+ */
+static int check_header(struct etcd_client *c, const struct etcd_header *h, int64_t floor)
 {
 	int rc = ETCD_OK;
 
@@ -163,10 +170,10 @@ static int check_header(struct etcd_client *c, const struct etcd_header *h, bool
 		c->cluster_id = h->cluster_id;
 	else if (c->cluster_id != h->cluster_id)
 		rc = ETCD_E_CLUSTER;
-	if (rc == ETCD_OK && unary) {
-		if (h->revision < c->floor)
+	if (rc == ETCD_OK && floor >= 0) {
+		if (h->revision < floor)
 			rc = ETCD_E_ROLLBACK;
-		else
+		else if (h->revision > c->floor)
 			c->floor = h->revision;
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -258,6 +265,7 @@ static int submit(struct etcd_client *c, enum req_kind kind, const char *path, c
 		req_free(r);
 		return ETCD_E_CANCELED;
 	}
+	r->floor = c->floor;
 	TAILQ_INSERT_TAIL(&c->submit, r, link);
 	pthread_mutex_unlock(&c->mu);
 	wake(c);
@@ -709,7 +717,7 @@ static void finish_req(struct etcd_client *c, struct etcd_req *r, CURLcode cc)
 	status = parse_answer(r);
 	if (status == ETCD_OK && r->kind != K_AUTH) {
 		/* A status answer comes from one member: no floor on its revision. */
-		status = check_header(c, &r->res.header, r->kind != K_STATUS);
+		status = check_header(c, &r->res.header, r->kind != K_STATUS ? r->floor : -1);
 	}
 	if (status == ETCD_E_PROTOCOL) {
 		retry_or_fail(c, r, status, false);
@@ -741,7 +749,7 @@ static int watch_line(const char *line, size_t len, void *arg)
 		w->pending = ETCD_E_PROTOCOL;
 		return 1;
 	}
-	rc = check_header(c, &msg.header, false);
+	rc = check_header(c, &msg.header, -1);
 	if (rc == ETCD_OK && msg.canceled && msg.compact_revision > 0) {
 		w->terminal = true;
 		post_watch(c, w, ETCD_E_COMPACTED, &msg, false);

@@ -23,7 +23,9 @@
  *
  * Every answer's header is checked: its cluster id must equal the expected
  * one (learned from the first answer when set to 0), and a unary answer's
- * revision may not be below the floor (raised to every revision seen).  A
+ * revision may not be below the floor as it stood when the request was
+ * submitted (the floor is raised to every revision seen; requests in flight
+ * together may answer in either order, which linearizability allows).  A
  * breach fails the request with ETCD_E_CLUSTER or ETCD_E_ROLLBACK and never
  * crashes, whatever the bytes.
  *

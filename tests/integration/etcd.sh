@@ -21,6 +21,7 @@ ETCD_PEER=()
 ETCD_SCHEME=http
 ETCD_TLS_DIR=""
 ETCD_AUTH=""
+ETCD_EXTRA=()   # more etcd options for every member (set before etcd_cluster_start)
 
 # Two free consecutive ports a member, found by trying to bind them.
 etcd_pick_ports() {
@@ -72,7 +73,7 @@ etcd_member_start() {
     --initial-cluster "$ETCD_INITIAL" --initial-cluster-token "secretd-$TEST_NAME" \
     --initial-cluster-state "$state" \
     --heartbeat-interval 50 --election-timeout 500 \
-    --logger zap --log-level warn "${tlsopts[@]}" >>"$T/etcd-m$i.log" 2>&1 &
+    --logger zap --log-level warn "${tlsopts[@]}" "${ETCD_EXTRA[@]}" >>"$T/etcd-m$i.log" 2>&1 &
   ETCD_PID[$i]=$!
 }
 
@@ -147,6 +148,22 @@ etcd_cluster_start() {
   ETCD_ENDPOINTS="${ETCD_EP[1]},${ETCD_EP[2]},${ETCD_EP[3]}"
   at_exit etcd_stop_all
   for i in 1 2 3; do etcd_member_start "$i" new; done
+  etcd_wait_healthy
+}
+
+# etcd_restore FILE: the whole cluster replaced by one restored from a
+# snapshot taken with `etcd_ctl snapshot save` (same members, same token).
+etcd_restore() {
+  local snap=$1 i
+  etcd_stop_all
+  for i in 1 2 3; do
+    rm -rf "$T/etcd-m$i"
+    etcdctl snapshot restore "$snap" --name "m$i" --data-dir "$T/etcd-m$i" \
+      --initial-cluster "$ETCD_INITIAL" --initial-cluster-token "secretd-$TEST_NAME" \
+      --initial-advertise-peer-urls "${ETCD_PEER[$i]}" >>"$T/etcd-restore.log" 2>&1 \
+      || fail "etcdctl snapshot restore: $(tail -n 2 "$T/etcd-restore.log")"
+  done
+  for i in 1 2 3; do etcd_member_start "$i"; done
   etcd_wait_healthy
 }
 

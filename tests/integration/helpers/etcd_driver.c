@@ -16,6 +16,7 @@
  *   options: --endpoints LIST --prefix P --cluster-key FILE --keep N
  *            --cacert F --cert F --key F --user U --password-file F
  *            --timeout-ms N --expect-cluster ID --floor REV --wait-ms N
+ *            --pause-ms N (between the puts of put-many)
  * Exit: 0 ok, 1 error, 2 timed out (--wait-ms), 3 compacted, 4 not found,
  * 5 cluster id or rollback refused, 6 etcd unavailable.
  */
@@ -39,7 +40,7 @@
 
 static struct {
 	const char *endpoints, *prefix, *keyfile, *cacert, *cert, *key, *user, *pwfile;
-	unsigned keep, timeout_ms, wait_ms;
+	unsigned keep, timeout_ms, wait_ms, pause_ms;
 	uint64_t expect_cluster;
 	int64_t floor;
 	char **args;
@@ -50,7 +51,7 @@ static uv_loop_t *loop;
 static struct etcd_client *client;
 static struct fleet *fleet;
 static struct fleet_watch *watch;
-static uv_timer_t deadline;
+static uv_timer_t deadline, pause_timer;
 static int exit_code = 1;
 static uint8_t *input;
 static size_t input_len;
@@ -101,6 +102,8 @@ static void finish(int code)
 	watch = NULL;
 	if (!uv_is_closing((uv_handle_t *)&deadline))
 		uv_close((uv_handle_t *)&deadline, NULL);
+	if (!uv_is_closing((uv_handle_t *)&pause_timer))
+		uv_close((uv_handle_t *)&pause_timer, NULL);
 	fflush(stdout);
 	etcd_client_close(client, on_client_closed, NULL);
 }
@@ -153,6 +156,12 @@ static void on_get(const struct fleet_result *r, const uint8_t *value, size_t le
 
 static void many_next(void);
 
+static void on_pause(uv_timer_t *t)
+{
+	(void)t;
+	many_next();
+}
+
 static void on_many(const struct fleet_result *r, void *arg)
 {
 	(void)arg;
@@ -164,7 +173,10 @@ static void on_many(const struct fleet_result *r, void *arg)
 		failed++;
 	}
 	fflush(stdout);
-	many_next();
+	if (opt.pause_ms > 0 && sent < todo)
+		uv_timer_start(&pause_timer, on_pause, opt.pause_ms, 0);
+	else
+		many_next();
 }
 
 static void many_next(void)
@@ -276,8 +288,8 @@ static void bench_next(void);
 static void bench_done(int status)
 {
 	done_n++;
-	if (status != ETCD_OK)
-		failed++;
+	if (status != ETCD_OK && failed++ == 0)
+		fprintf(stderr, "etcd-driver: bench: first failure: %s\n", etcd_strerror(status));
 	if (done_n == todo) {
 		double s = (double)(now_us() - t0) / 1e6;
 
@@ -458,6 +470,7 @@ int main(int argc, char **argv)
 		{ "expect-cluster", required_argument, NULL, 'c' },
 		{ "floor", required_argument, NULL, 'f' },
 		{ "wait-ms", required_argument, NULL, 'w' },
+		{ "pause-ms", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct etcd_client_config cc = { 0 };
@@ -481,10 +494,11 @@ int main(int argc, char **argv)
 		case 'K':
 		case 't':
 		case 'w':
+		case 'W':
 			if (!parse_uint(optarg, 100000000, &v))
 				goto usage;
-			*(c == 'K' ? &opt.keep : c == 't' ? &opt.timeout_ms : &opt.wait_ms) =
-				(unsigned)v;
+			*(c == 'K' ? &opt.keep : c == 't' ? &opt.timeout_ms
+			  : c == 'w' ? &opt.wait_ms : &opt.pause_ms) = (unsigned)v;
 			break;
 		case 'c':
 			if (!parse_uint(optarg, UINT64_MAX, &v))
@@ -545,6 +559,7 @@ int main(int argc, char **argv)
 	}
 	etcd_client_expect(client, opt.expect_cluster, opt.floor);
 	uv_timer_init(loop, &deadline);
+	uv_timer_init(loop, &pause_timer);
 	if (opt.wait_ms > 0)
 		uv_timer_start(&deadline, on_deadline, opt.wait_ms, 0);
 	fc.prefix = opt.prefix;
