@@ -679,6 +679,18 @@ static int parse_answer(struct etcd_req *r)
 	return ETCD_E_PROTOCOL;
 }
 
+/* A printable excerpt of a non-JSON answer, for the caller's log line. */
+static void keep_text(struct etcd_req *r)
+{
+	size_t n = r->resp_len < sizeof(r->res.error.message) - 1 ? r->resp_len
+		   : sizeof(r->res.error.message) - 1;
+
+	r->res.error.code = -1;
+	for (size_t i = 0; i < n; i++)
+		r->res.error.message[i] = (r->resp[i] >= 0x20 && r->resp[i] < 0x7f) ? r->resp[i] : ' ';
+	r->res.error.message[n] = '\0';
+}
+
 static void finish_req(struct etcd_client *c, struct etcd_req *r, CURLcode cc)
 {
 	long http = 0;
@@ -694,6 +706,12 @@ static void finish_req(struct etcd_client *c, struct etcd_req *r, CURLcode cc)
 	}
 	if (http != 200) {
 		if (!etcd_json_error(r->resp, r->resp_len, &r->res.error)) {
+			keep_text(r);
+			/* etcd 3.4's gateway with a client certificate that has a CN. */
+			if (http == 400 && strstr(r->res.error.message, "CommonName") != NULL) {
+				complete_req(c, r, ETCD_E_AUTH);
+				return;
+			}
 			retry_or_fail(c, r, ETCD_E_PROTOCOL, false);
 			return;
 		}
@@ -706,8 +724,9 @@ static void finish_req(struct etcd_client *c, struct etcd_req *r, CURLcode cc)
 			start_req(c, r);
 			return;
 		}
+		/* Only "unavailable" (no leader, timed out) is worth another member. */
 		status = map_error(&r->res.error);
-		if (status == ETCD_E_UNAVAILABLE || http >= 500) {
+		if (status == ETCD_E_UNAVAILABLE) {
 			retry_or_fail(c, r, ETCD_E_UNAVAILABLE, false);
 			return;
 		}

@@ -49,7 +49,11 @@ etcd_make_certs() {
     -keyout "$d/ca.key" -out "$d/ca.crt" >/dev/null 2>&1 || fail "openssl: CA"
   local who
   for who in server client; do
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=$who" \
+    # etcd 3.4's gateway refuses a client certificate with a CommonName
+    # (it would be ignored for etcd's own auth), so the client has none.
+    local subj="/CN=$who"
+    [ "$who" = client ] && subj="/O=secretd fleet client"
+    openssl req -newkey rsa:2048 -nodes -subj "$subj" \
       -keyout "$d/$who.key" -out "$d/$who.csr" >/dev/null 2>&1 || fail "openssl: $who key"
     printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >"$d/$who.ext"
     openssl x509 -req -in "$d/$who.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
@@ -173,6 +177,7 @@ etcd_auth_enable() {
     || fail "etcdctl user add root"
   printf '%s\n' "$pass" | etcd_ctl user add "$user" --interactive=false >/dev/null \
     || fail "etcdctl user add $user"
+  etcd_ctl user grant-role root root >/dev/null || fail "etcdctl user grant-role root"
   etcd_ctl role add fleet >/dev/null || fail "etcdctl role add"
   etcd_ctl role grant-permission fleet --prefix=true readwrite / >/dev/null \
     || fail "etcdctl role grant-permission"
