@@ -27,6 +27,7 @@
  * cut short may have committed: the fleet layer recognises its own write.
  */
 #define DEFAULT_ATTEMPT_MS 1500
+#define MIN_ATTEMPT_MS 100
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define AUTH_TRIES 2
@@ -53,6 +54,7 @@ struct etcd_req {
 	unsigned attempt, refused_in_row, auth_tries;
 	uint64_t deadline, due;
 	int64_t floor;       /* the client's floor when submitted */
+	int answered;        /* the last failure that came with an answer (not a timeout) */
 	struct etcd_result res;
 };
 TAILQ_HEAD(req_list, etcd_req);
@@ -621,18 +623,21 @@ static void retry_or_fail(struct etcd_client *c, struct etcd_req *r, int status,
 
 	r->refused_in_row = refused ? r->refused_in_row + 1 : 0;
 	r->attempt++;
+	if (status != ETCD_E_UNAVAILABLE)
+		r->answered = status;
 	r->ep = (r->ep + 1) % c->nep;
 	if (r->refused_in_row >= c->nep) {
 		complete_req(c, r, ETCD_E_UNAVAILABLE);
 		return;
 	}
-	if (now >= r->deadline) {
-		complete_req(c, r, status);
-		return;
-	}
 	r->due = now;
 	if (r->attempt % c->nep == 0)
 		r->due += backoff_ms(r->attempt / (unsigned)c->nep);
+	/* No attempt too short to be answered: a lying member is named as such. */
+	if (r->due + MIN_ATTEMPT_MS >= r->deadline) {
+		complete_req(c, r, r->answered != ETCD_OK ? r->answered : status);
+		return;
+	}
 	TAILQ_INSERT_TAIL(&c->delayed, r, link);
 }
 
