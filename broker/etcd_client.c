@@ -809,8 +809,12 @@ static int watch_line(const char *line, size_t len, void *arg)
 		w->next_rev = last + 1;
 	else if (progress && hrev >= w->next_rev)
 		w->next_rev = hrev + 1; /* progress: nothing left before it */
-	if (created)
+	if (created) {
 		w->failures = 0;
+		/* A watch "from now" resumes after what it was created at, not from a later now. */
+		if (w->next_rev == 0)
+			w->next_rev = hrev + 1;
+	}
 	return 0;
 }
 

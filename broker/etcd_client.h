@@ -137,7 +137,10 @@ int etcd_status(struct etcd_client *c, etcd_cb cb, void *arg);
 int etcd_watch_start(struct etcd_client *c, const uint8_t *key, size_t klen,
 		     const uint8_t *end, size_t elen, int64_t start_revision,
 		     etcd_watch_cb cb, void *arg, struct etcd_watch **out);
-/* No callback after this returns; the watch's memory is freed later. */
+/*
+ * No callback after this returns; the watch's memory is freed later.  Call
+ * it before etcd_client_close (which ends every watch and frees them).
+ */
 void etcd_watch_stop(struct etcd_watch *w);
 
 #endif

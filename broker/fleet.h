@@ -144,6 +144,7 @@ typedef void (*fleet_watch_cb)(int status, int64_t revision, const struct fleet_
 			       size_t n, void *arg);
 int fleet_watch(struct fleet *f, int64_t from_revision, fleet_watch_cb cb, void *arg,
 		struct fleet_watch **out);
+/* No callback after this.  Stop every watch before etcd_client_close. */
 void fleet_watch_stop(struct fleet_watch *w);
 
 const char *fleet_prefix(const struct fleet *f);
