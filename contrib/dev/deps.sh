@@ -8,7 +8,7 @@ packages=(
   libsodium-dev libsqlite3-dev libuv1-dev libcap-ng-dev libcmocka-dev
   runc busybox-static util-linux python3 python3-yaml file sqlite3 procps
   systemd groff-base man-db strace
-  etcd-server etcd-client libcurl4-openssl-dev libjansson-dev openssl curl
+  etcd-server etcd-client libcurl4-openssl-dev libjansson-dev openssl
 )
 
 missing=()
