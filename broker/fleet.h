@@ -94,7 +94,8 @@ int fleet_get(struct fleet *f, const char *name, size_t nlen, uint32_t version,
 /*
  * A record found in etcd (snapshot or watch).  status is 0, or
  * ETCD_E_INTEGRITY for a head or sealed record that is malformed or whose
- * version disagrees with its key: never apply such an item.
+ * version disagrees with its key: never apply such an item.  name and
+ * sealed point into the answer: valid during the callback only.
  */
 struct fleet_item {
 	enum fleet_key_kind kind; /* OTHER items (foreign keys) are for counting only */
