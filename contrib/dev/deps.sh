@@ -10,6 +10,7 @@ packages=(
   systemd groff-base man-db strace
   mmdebstrap
   podman docker.io docker-compose prometheus curl
+  etcd-server etcd-client libcurl4-openssl-dev libjansson-dev openssl
 )
 
 missing=()
