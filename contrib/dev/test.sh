@@ -8,7 +8,7 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 jobs=$(nproc)
-fuzz_seconds=${SECRETD_FUZZ_SECONDS:-60}
+fuzz_seconds=${SECRETD_FUZZ_SECONDS:-30}
 
 "$top/contrib/dev/deps.sh"
 
