@@ -5,6 +5,7 @@
 #include <secretd/names.h>
 
 #include "glob.h"
+#include "namelist.h"
 #include "ops.h"
 #include "reply.h"
 #include "request.h"
@@ -19,30 +20,8 @@
 struct list_ctx {
 	struct request *rq;
 	const struct wire_str *glob;
-	char *text;          /* the names, one after another */
-	size_t text_len, text_cap;
-	size_t *lens;        /* and their lengths */
-	size_t count, lens_cap;
-	size_t encoded;      /* bytes the names take on the wire */
-	bool too_many, nomem;
+	struct namelist names;
 };
-
-static bool grow(void **buf, size_t *cap, size_t need, size_t unit)
-{
-	size_t n = *cap ? *cap : 64;
-	void *bigger;
-
-	if (need <= *cap)
-		return true;
-	while (n < need)
-		n *= 2;
-	bigger = realloc(*buf, n * unit);
-	if (bigger == NULL)
-		return false;
-	*buf = bigger;
-	*cap = n;
-	return true;
-}
 
 static int list_one(const char *name, size_t len, void *arg)
 {
@@ -53,20 +32,7 @@ static int list_one(const char *name, size_t len, void *arg)
 		return 0;
 	if (!policy_eval(l->rq->svc->policy, l->rq->id, PERM_LIST, name, len, &line))
 		return 0;
-	if (l->encoded + 2 + len > LIST_MAX_BYTES) {
-		l->too_many = true;
-		return 1;
-	}
-	if (!grow((void **)&l->text, &l->text_cap, l->text_len + len, 1) ||
-	    !grow((void **)&l->lens, &l->lens_cap, l->count + 1, sizeof(size_t))) {
-		l->nomem = true;
-		return 1;
-	}
-	memcpy(l->text + l->text_len, name, len);
-	l->text_len += len;
-	l->lens[l->count++] = len;
-	l->encoded += 2 + len;
-	return 0;
+	return namelist_add(&l->names, name, len, 0);
 }
 
 /* A glob is made of name characters, '/' and '*'. */
@@ -88,36 +54,28 @@ static bool glob_valid(const struct wire_str *g)
 enum op_result op_list(struct request *rq)
 {
 	struct reply *r = rq->reply;
-	struct list_ctx l = { .rq = rq, .glob = &rq->wire->name };
-	size_t off = 0;
+	struct list_ctx l = {
+		.rq = rq, .glob = &rq->wire->name,
+		.names = { .max_bytes = LIST_MAX_BYTES, .per_name = 2 },
+	};
 
 	if (!glob_valid(&rq->wire->name)) {
 		request_fail(rq, WIRE_INVALID, "error", "bad glob",
 			     "bad glob: use name characters, '/' and '*' only, at most 255 bytes");
 		return OP_DONE;
 	}
-	if (vault_list(rq->svc->vault, list_one, &l) < 0 || l.nomem || l.too_many ||
-	    (r->items = calloc(l.count ? l.count : 1, sizeof(*r->items))) == NULL) {
-		if (l.too_many)
+	if (vault_list(rq->svc->vault, list_one, &l) < 0 || l.names.nomem || l.names.too_many ||
+	    namelist_to_reply(&l.names, r, false) != 0) {
+		if (l.names.too_many)
 			request_fail(rq, WIRE_INVALID, "error", "too many names",
 				     "too many names for one answer; narrow the glob");
 		else
 			request_fail(rq, WIRE_ERROR, "error", "list failed", "listing failed");
-		free(l.text);
-		free(l.lens);
-		return OP_DONE;
+	} else {
+		r->ev.decision = "allow";
+		r->ev.count = (long long)r->resp.nitems;
+		r->resp.status = WIRE_OK;
 	}
-	for (size_t i = 0; i < l.count; i++) {
-		r->items[i].ptr = (const uint8_t *)l.text + off;
-		r->items[i].len = l.lens[i];
-		off += l.lens[i];
-	}
-	free(l.lens);
-	r->item_text = l.text;
-	r->ev.decision = "allow";
-	r->ev.count = (long long)l.count;
-	r->resp.status = WIRE_OK;
-	r->resp.items = r->items;
-	r->resp.nitems = l.count;
+	namelist_free(&l.names);
 	return OP_DONE;
 }

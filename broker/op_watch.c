@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "glob.h"
 #include "log.h"
+#include "namelist.h"
 #include "ops.h"
 #include "reply.h"
 #include "request.h"
@@ -54,13 +55,7 @@ struct state_ctx {
 	struct request *rq;
 	const struct wire_str *patterns;
 	size_t npatterns;
-	char *text;         /* the names, one after another */
-	size_t text_len, text_cap;
-	size_t *lens;
-	uint32_t *versions;
-	size_t count, cap;
-	size_t encoded;
-	bool too_many, nomem;
+	struct namelist names;
 };
 
 static bool matches(const struct state_ctx *s, const char *name, size_t len)
@@ -71,48 +66,15 @@ static bool matches(const struct state_ctx *s, const char *name, size_t len)
 	return false;
 }
 
-static bool grow_to(void **buf, size_t unit, size_t *cap, size_t need)
-{
-	size_t n = *cap ? *cap : 64;
-	void *bigger;
-
-	if (need <= *cap)
-		return true;
-	while (n < need)
-		n *= 2;
-	bigger = realloc(*buf, n * unit);
-	if (bigger == NULL)
-		return false;
-	*buf = bigger;
-	*cap = n;
-	return true;
-}
-
 static int state_one(const char *name, size_t len, uint32_t version, void *arg)
 {
 	struct state_ctx *s = arg;
 	unsigned rule;
-	size_t cap = s->cap;
 
 	if (!matches(s, name, len) ||
 	    !policy_eval(s->rq->svc->policy, s->rq->id, PERM_READ, name, len, &rule))
 		return 0;
-	if (s->encoded + 6 + len > WATCH_MAX_BYTES) {
-		s->too_many = true;
-		return 1;
-	}
-	if (!grow_to((void **)&s->text, 1, &s->text_cap, s->text_len + len) ||
-	    !grow_to((void **)&s->lens, sizeof(size_t), &cap, s->count + 1) ||
-	    !grow_to((void **)&s->versions, sizeof(uint32_t), &s->cap, s->count + 1)) {
-		s->nomem = true;
-		return 1;
-	}
-	memcpy(s->text + s->text_len, name, len);
-	s->text_len += len;
-	s->lens[s->count] = len;
-	s->versions[s->count++] = version;
-	s->encoded += 6 + len;
-	return 0;
+	return namelist_add(&s->names, name, len, version);
 }
 
 /* The patterns as the audit record names them, comma-separated. */
@@ -152,35 +114,14 @@ static int subscribe(struct request *rq, const struct wire_str *patterns, size_t
 	return 0;
 }
 
-/* The answer: the names (from s) with their versions. */
-static int fill_answer(struct reply *r, struct state_ctx *s)
-{
-	size_t off = 0;
-
-	r->items = calloc(s->count ? s->count : 1, sizeof(*r->items));
-	if (r->items == NULL)
-		return -1;
-	for (size_t i = 0; i < s->count; i++) {
-		r->items[i].ptr = (const uint8_t *)s->text + off;
-		r->items[i].len = s->lens[i];
-		off += s->lens[i];
-	}
-	r->item_text = s->text;
-	r->versions = s->versions;
-	s->text = NULL;
-	s->versions = NULL;
-	r->resp.status = WIRE_OK;
-	r->resp.items = r->items;
-	r->resp.versions = r->versions;
-	r->resp.nitems = s->count;
-	return 0;
-}
-
 enum op_result op_watch(struct request *rq)
 {
 	struct reply *r = rq->reply;
 	struct wire_str patterns[WIRE_MAX_PATTERNS], cursor = rq->wire->items_raw;
-	struct state_ctx s = { .rq = rq, .patterns = patterns };
+	struct state_ctx s = {
+		.rq = rq, .patterns = patterns,
+		.names = { .max_bytes = WATCH_MAX_BYTES, .per_name = 6 },
+	};
 
 	while (s.npatterns < WIRE_MAX_PATTERNS && wire_items_next(&cursor, &patterns[s.npatterns]))
 		s.npatterns++;
@@ -195,9 +136,10 @@ enum op_result op_watch(struct request *rq)
 		goto out;
 	}
 	if (r->ev_text == NULL ||
-	    vault_list_versions(rq->svc->vault, state_one, &s) < 0 || s.nomem || s.too_many ||
-	    fill_answer(r, &s) != 0 || subscribe(rq, patterns, s.npatterns) != 0) {
-		if (s.too_many)
+	    vault_list_versions(rq->svc->vault, state_one, &s) < 0 || s.names.nomem ||
+	    s.names.too_many || namelist_to_reply(&s.names, r, true) != 0 ||
+	    subscribe(rq, patterns, s.npatterns) != 0) {
+		if (s.names.too_many)
 			request_fail(rq, WIRE_INVALID, "error", "too many names",
 				     "too many names for one answer; narrow the patterns");
 		else
@@ -205,10 +147,9 @@ enum op_result op_watch(struct request *rq)
 		goto out;
 	}
 	r->ev.decision = "allow";
-	r->ev.count = (long long)s.count;
+	r->ev.count = (long long)r->resp.nitems;
+	r->resp.status = WIRE_OK;
 out:
-	free(s.text);
-	free(s.lens);
-	free(s.versions);
+	namelist_free(&s.names);
 	return OP_DONE;
 }
