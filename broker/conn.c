@@ -78,11 +78,15 @@ void conn_ref(struct conn *c)
 	c->refs++;
 }
 
+static void buf_put(struct conn *c, uint8_t *buf, size_t cap, enum limits_buf kind);
+static void pump(struct conn *c);
+
 static void conn_free(struct conn *c)
 {
 	struct services *svc = c->svc;
 
-	conn_buf_put(c, c->in, c->in_cap);
+	/* A request buffer, charged as one (a hang-up mid-frame leaves it). */
+	buf_put(c, c->in, c->in_cap, LIMITS_IN);
 	/* After the buffers, which are charged to the identity's slot. */
 	limits_release(svc->limits, c->slot);
 	identity_clear(&c->id);
@@ -491,6 +495,8 @@ static void on_write(uv_write_t *req, int status)
 	c->write_started_ms = now_ms(c);
 	reply_free(r);
 	after_reply(c, close_after);
+	if (c->state != CONN_CLOSING)
+		pump(c);
 	conn_unref(c);
 }
 
@@ -537,6 +543,12 @@ static void pump(struct conn *c)
 			continue;
 		}
 		if (r->state != REPLY_READY)
+			break;
+		/*
+		 * A stream's events wait here, one write at a time, so that a
+		 * subscriber that does not read has them coalesced (conn_push_event).
+		 */
+		if (c->writing > 0 && c->stream != NULL)
 			break;
 		rc = start_write(c, r);
 		if (rc < 0) {

@@ -243,8 +243,10 @@ bool limits_charge(struct limits_slot *s, enum limits_buf kind, size_t bytes)
 
 void limits_refund(struct limits_slot *s, enum limits_buf kind, size_t bytes)
 {
-	s->bytes[kind] -= bytes < s->bytes[kind] ? bytes : s->bytes[kind];
-	if (kind == LIMITS_IN && s->bytes[kind] == 0 && bytes > 0)
+	size_t had = s->bytes[kind];
+
+	s->bytes[kind] -= bytes < had ? bytes : had;
+	if (kind == LIMITS_IN && had > 0 && s->bytes[kind] == 0)
 		s->owner->holders--;
 }
 
