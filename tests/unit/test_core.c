@@ -325,7 +325,8 @@ static bool frame_waiting(const struct peer *p)
 static void copy_str(char *dst, size_t cap, const struct wire_str *s, size_t *len)
 {
 	assert_true(s->len < cap);
-	memcpy(dst, s->ptr, s->len);
+	if (s->len > 0)
+		memcpy(dst, s->ptr, s->len);
 	dst[s->len] = '\0';
 	if (len != NULL)
 		*len = s->len;
