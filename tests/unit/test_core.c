@@ -117,7 +117,7 @@ static void open_parts(struct fx *f)
 }
 
 /* What server.c's init_services and start_handles build, on f->loop. */
-static int setup(void **state)
+static int setup_with(void **state, unsigned rate, unsigned burst)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct services *svc;
@@ -126,6 +126,10 @@ static int setup(void **state)
 	assert_non_null(f);
 	svc = &f->svc;
 	assert_int_equal(config_defaults(&f->cfg), 0);
+	if (rate > 0) {
+		f->cfg.rate_per_second = rate;
+		f->cfg.rate_burst = burst;
+	}
 	open_parts(f);
 	assert_int_equal(uv_loop_init(&f->loop), 0);
 	lc = (struct limits_config){
@@ -155,6 +159,17 @@ static int setup(void **state)
 	assert_int_equal(writer_new(&f->loop, f->vw, &svc->writer), 0);
 	*state = f;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, 0, 0);
+}
+
+/* One request a second, three at once. */
+static int setup_slow(void **state)
+{
+	return setup_with(state, 1, 3);
 }
 
 static void turn(struct fx *f)
@@ -755,6 +770,42 @@ static void put_many(struct fx *f, struct peer *p, const char *fmt, unsigned n)
 		expect(f, p, WIRE_PUT, WIRE_OK, &a);
 }
 
+/*
+ * Over its rate: RATE_LIMITED, the first refusal of a run recorded at once,
+ * the rest counted and recorded when the run ends (here: the connection).
+ */
+static void test_rate_limited(void **state)
+{
+	struct fx *f = *state;
+	struct wire_request ping = { .type = WIRE_PING };
+	uint8_t frames[256];
+	size_t len = 0;
+	struct peer p;
+	struct answer a;
+
+	for (int i = 0; i < 6; i++)
+		encode(&ping, frames, sizeof(frames), &len);
+	connect_peer(f, &p);
+	send_bytes(&p, frames, len);
+	for (int i = 0; i < 3; i++)
+		expect(f, &p, WIRE_PING, WIRE_OK, &a);
+	for (int i = 0; i < 3; i++) {
+		expect(f, &p, WIRE_PING, WIRE_RATE_LIMITED, &a);
+		assert_non_null(strstr(a.value, "rate limited"));
+	}
+	assert_int_equal(records_with(f, "\"op\":\"ping\"", "\"decision\":\"deny\"",
+				      "\"error\":\"rate limited\"", "\"count\":1,", NULL), 1);
+	peer_close(&p);
+	for (int i = 0; i < TURNS && f->svc.nconns > 0; i++) {
+		turn(f);
+		(void)poll(NULL, 0, 1);
+	}
+	assert_int_equal(f->svc.nconns, 0);
+	/* The two refusals after the first, in one record. */
+	assert_int_equal(records_with(f, "\"op\":\"ratelimit\"", "\"decision\":\"deny\"",
+				      "\"count\":2,", NULL), 1);
+}
+
 #ifdef SECRETD_KNOWN_BUGS
 /*
  * A watcher that does not read: its events for one name are coalesced to
@@ -870,6 +921,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_peer_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_drains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_unread_ends, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limited, setup_slow, teardown),
 #ifdef SECRETD_KNOWN_BUGS
 		cmocka_unit_test_setup_teardown(test_watch_coalesces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_big_frame_abandoned, setup, teardown),
