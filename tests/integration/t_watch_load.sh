@@ -82,13 +82,15 @@ STALL=$!
 at_exit "kill $STALL 2>/dev/null"
 wait_for "the stalled watcher" test -e "$RUN/stall.ready"
 peak=0
+# Long names, so that the socket's buffers fill and events queue in the broker.
+LONG=$(printf 'n%.0s' $(seq 1 200))
 for i in $(seq 1 1500); do
-  printf 'x' | "$CTL" put "app/n$i" >/dev/null || fail "put $i while a watcher stalls"
+  printf 'x' | "$CTL" put "app/$LONG$i" >/dev/null || fail "put $i while a watcher stalls"
   if ((i % 500 == 0)); then
     r=$(rss_kb); ((r > peak)) && peak=$r
   fi
 done
-expect_status 0 "$CTL" get app/n1500
+expect_status 0 "$CTL" get "app/${LONG}1500"
 note "broker VmRSS peak during 1,500 changes to a stalled watcher: $peak kB"
 if [ "${SECRETD_SANITIZED:-0}" != 1 ]; then
   ((peak < 64 * 1024)) || fail "a stalled watcher grew the broker to $peak kB"
