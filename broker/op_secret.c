@@ -65,18 +65,18 @@ static void write_req_free(struct write_req *w)
 	free(w);
 }
 
-/* "Not found" is only said to a caller that may read the name. */
-static void write_not_found(struct write_req *w, const struct identity *id)
+/*
+ * What a caller learns of a name it may change but not read: nothing of
+ * its versions, nor whether it existed (secretd-policy(5)).  A put answers
+ * version 0, an rm answers OK with 0 removed, even for a missing name.
+ * The audit record keeps the truth.
+ */
+static bool may_read(const struct write_req *w, const struct identity *id)
 {
-	const struct vault_op *op = &w->job.op;
-	struct reply *r = w->reply;
 	unsigned ignored;
-	bool may_read = policy_eval(w->svc->policy, id, PERM_READ, op->name, op->name_len,
-				    &ignored);
 
-	reply_error(r, may_read ? WIRE_NOT_FOUND : WIRE_DENIED, "%s",
-		    may_read ? "not found" : "permission denied");
-	r->ev.error = "not found";
+	return policy_eval(w->svc->policy, id, PERM_READ, w->job.op.name, w->job.op.name_len,
+			   &ignored);
 }
 
 /* The commit is done: record it (even if the caller has gone), answer. */
@@ -93,7 +93,7 @@ static void write_done(struct writer_job *job)
 	if (op->result == VAULT_OK) {
 		r->ev.decision = "allow";
 		r->resp.status = WIRE_OK;
-		r->resp.version = op->version;
+		r->resp.version = may_read(w, r->ev.who) ? op->version : 0;
 		if (op->kind == VAULT_OP_DELETE)
 			r->ev.count = op->version;
 		else
@@ -102,7 +102,14 @@ static void write_done(struct writer_job *job)
 		watch_changed(w->svc->hub, op->name, op->name_len,
 			      op->kind == VAULT_OP_DELETE ? 0 : op->version);
 	} else if (op->result == VAULT_E_NOTFOUND) {
-		write_not_found(w, r->ev.who);
+		/* Only an rm finds nothing; "not found" is said to readers only. */
+		r->ev.error = "not found";
+		if (may_read(w, r->ev.who)) {
+			reply_error(r, WIRE_NOT_FOUND, "not found");
+		} else {
+			r->resp.status = WIRE_OK;
+			r->resp.version = 0;
+		}
 	} else {
 		log_err("%s: %.*s: %s", r->ev.op, (int)op->name_len, op->name,
 			vault_strerror(op->result));
