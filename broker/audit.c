@@ -19,11 +19,27 @@
  * handed to the server with every sync and kept in the vault, so a log cut
  * short is found by audit_verify().
  */
+/*
+ * The tamper-evident audit log, as the broker writes it.
+ *
+ * Each record is one JSON line (audit_record.c), written with one write(2)
+ * before the answer is sent, and chained to the one before it by a keyed
+ * MAC whose key ratchets forward (audit_chain.c).
+ *
+ * The record that opens an epoch ("start" after a restart, "epoch" after a
+ * ratchet) carries the new epoch number but is sealed with the OLD key, and
+ * only then is the key ratcheted.  Sealing it with the new key would let the
+ * holder of key K_e forge a fake epoch change inside epoch e-1 and re-seal
+ * the rest of that epoch; with the old key the epoch boundaries are fixed.
+ *
+ * A checkpoint (last seq, its epoch and chain, MAC'd with a static key) is
+ * handed to the server with every sync and kept in the vault, so a log cut
+ * short is found by audit_verify() (audit_check.c).
+ */
 #include "audit.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,59 +50,39 @@
 
 #include <sodium.h>
 
-#define CHAIN_LEN 32
-#define RECORD_MAX 4096                      /* a record, newline included */
-#define PEND_MAX (64 * RECORD_MAX)           /* records queued for one write(2) */
-#define TAIL_READ (2 * RECORD_MAX + 16)      /* a torn tail plus the last record */
-#define KDF_CONTEXT "sdauditk"
-#define KDF_SUB_CHAIN 2
-#define KDF_SUB_CKPT 3
-#define RATCHET_LABEL "secretd-ratchet"
-#define CKPT_MAGIC "SDCK1"
-#define CKPT_MAGIC_LEN 5
-#define CKPT_BODY_LEN (CKPT_MAGIC_LEN + 8 + 8 + CHAIN_LEN)
-#define CKPT_LEN (CKPT_BODY_LEN + CHAIN_LEN)
-#define CHAIN_PREFIX ",\"chain\":\""
-#define CHAIN_PREFIX_LEN (sizeof(CHAIN_PREFIX) - 1)
-#define CHAIN_SUFFIX_LEN (CHAIN_PREFIX_LEN + 2 * CHAIN_LEN + 2) /* ...hex"} */
-#define TS_MAX 40
+#include "audit_chain.h"
+#include "audit_record.h"
+#include "lockfile.h"
 
-/* Output bounds of the variable fields (escaped bytes, marker included). */
-#define OP_MAX_OUT 32
-#define NAME_MAX_OUT 512
-#define DECISION_MAX_OUT 16
-#define CGROUP_MAX_OUT 1024
-#define ID_MAX_OUT 80
-#define TEXT_MAX_OUT 256
-#define TRUNC_MARK "..."
+#define CHAIN_LEN AUDIT_CHAIN_LEN
+#define RECORD_MAX AUDIT_RECORD_MAX
+#define PEND_MAX (256 * 1024)                /* records queued for one write(2) */
+#define TAIL_READ (2 * RECORD_MAX + 16)      /* a torn tail plus the last record */
+
+_Static_assert(PEND_MAX >= RECORD_MAX, "the queue holds any record");
 
 #define DEFAULT_EPOCH_RECORDS 1000
 #define DEFAULT_EPOCH_SECONDS 60
 
-_Static_assert(CKPT_LEN <= AUDIT_CHECKPOINT_MAX, "checkpoint blob too large");
-
-/*
- * Key material, in one sodium_malloc block.  The hash state lives here too
- * because a keyed BLAKE2b state holds the key.  Its size is a multiple of 64
- * (the state's alignment), which keeps sodium_malloc's pointer aligned.
- */
-struct audit_keys {
-	crypto_generichash_state st;
-	uint8_t chain_key[AUDIT_KEY_LEN]; /* K_epoch */
-	uint8_t ckpt_key[AUDIT_KEY_LEN];  /* static, seals checkpoint blobs */
-	uint8_t tmp[AUDIT_KEY_LEN];
-};
+_Static_assert(AUDIT_CKPT_LEN <= AUDIT_CHECKPOINT_MAX, "checkpoint blob too large");
 
 struct audit {
 	char *path;
+	/*
+	 * Holds PATH.lock (lockfile.c) from audit_open to audit_close: one
+	 * broker a log.  The lock file keeps its name when the log is renamed
+	 * and reopened, so the lock outlives every rotation.
+	 */
+	int lock_fd;
 	int fd;           /* -1 while no file is open */
 	dev_t dev;        /* of the open file, to notice it renamed away */
 	ino_t ino;
 	struct audit_options opt;
-	struct audit_keys *k;
+	struct audit_keys *k;       /* the chain key is K_epoch */
+	struct identity self;       /* the broker, in its own records */
 
 	uint64_t seq;               /* of the last record written; 0 none */
-	uint64_t epoch;             /* chain_key is K_epoch */
+	uint64_t epoch;             /* of the chain key */
 	uint64_t last_epoch;        /* epoch field of the last record written */
 	uint8_t chain[CHAIN_LEN];   /* chain value of the last record written */
 	unsigned epoch_count;       /* records in this epoch after its opening one */
@@ -133,43 +129,6 @@ struct audit {
 	char buf[RECORD_MAX];
 };
 
-/* A record to write.  Strings carry lengths; NULL / negative = omitted. */
-struct rec {
-	const char *op;
-	const char *name;
-	size_t name_len;
-	long long version;
-	const char *decision;
-	unsigned rule;
-	unsigned long long uid, gid;
-	long long pid;
-	const char *cgroup;
-	size_t cgroup_len;
-	const char *container;
-	const char *pod;
-	const char *error;
-	long long count;
-	/* fields of the log's own records */
-	long long degraded_us;
-	long long refused;
-	long long torn_bytes;
-	const char *note;
-	bool new_file; /* the first record in its file */
-};
-
-/* What the parser learns from one line. */
-struct rec_view {
-	uint64_t seq;
-	uint64_t epoch;
-	const char *op;
-	size_t op_len;
-	const char *ts;
-	size_t ts_len;
-	size_t body_len; /* bytes the MAC covers */
-	uint8_t chain[CHAIN_LEN];
-	bool new_file;   /* "file":"new" */
-};
-
 /* ---- time --------------------------------------------------------------- */
 
 static uint64_t mono_ms(void)
@@ -193,286 +152,6 @@ static int format_ts(char *out, size_t cap)
 		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		     ts.tv_nsec / 1000);
 	return n > 0 && (size_t)n < cap ? 0 : -1;
-}
-
-/* ---- keys ------------------------------------------------------------------ */
-
-static struct audit_keys *keys_new(const uint8_t master[32])
-{
-	struct audit_keys *k = sodium_malloc(sizeof(*k));
-
-	if (k == NULL)
-		return NULL;
-	sodium_memzero(k, sizeof(*k));
-	if (crypto_kdf_derive_from_key(k->chain_key, AUDIT_KEY_LEN, KDF_SUB_CHAIN, KDF_CONTEXT,
-				       master) != 0 ||
-	    crypto_kdf_derive_from_key(k->ckpt_key, AUDIT_KEY_LEN, KDF_SUB_CKPT, KDF_CONTEXT,
-				       master) != 0) {
-		sodium_free(k);
-		return NULL;
-	}
-	return k;
-}
-
-static void keys_free(struct audit_keys *k)
-{
-	if (k != NULL)
-		sodium_free(k); /* sodium_free wipes the block */
-}
-
-/* out = BLAKE2b-256(key; a || b), the state kept in the key block. */
-static int keyed_hash(struct audit_keys *k, const uint8_t *key, const uint8_t *a, size_t alen,
-		      const uint8_t *b, size_t blen, uint8_t out[CHAIN_LEN])
-{
-	int rc = -1;
-
-	if (crypto_generichash_init(&k->st, key, key != NULL ? AUDIT_KEY_LEN : 0, CHAIN_LEN) != 0 ||
-	    crypto_generichash_update(&k->st, a, alen) != 0 ||
-	    crypto_generichash_update(&k->st, b, blen) != 0 ||
-	    crypto_generichash_final(&k->st, out, CHAIN_LEN) != 0)
-		goto out;
-	rc = 0;
-out:
-	sodium_memzero(&k->st, sizeof(k->st));
-	return rc;
-}
-
-/* K_{e+1} = BLAKE2b-256("secretd-ratchet" || K_e); K_e is gone afterwards. */
-static int ratchet(struct audit_keys *k)
-{
-	int rc = keyed_hash(k, NULL, (const uint8_t *)RATCHET_LABEL, sizeof(RATCHET_LABEL) - 1,
-			    k->chain_key, AUDIT_KEY_LEN, k->tmp);
-
-	if (rc == 0)
-		memcpy(k->chain_key, k->tmp, AUDIT_KEY_LEN);
-	sodium_memzero(k->tmp, sizeof(k->tmp));
-	return rc;
-}
-
-static int ratchet_n(struct audit_keys *k, uint64_t n)
-{
-	for (uint64_t i = 0; i < n; i++)
-		if (ratchet(k) != 0)
-			return -1;
-	return 0;
-}
-
-static int chain_mac(struct audit_keys *k, const uint8_t prev[CHAIN_LEN], const char *body,
-		     size_t len, uint8_t out[CHAIN_LEN])
-{
-	return keyed_hash(k, k->chain_key, prev, CHAIN_LEN, (const uint8_t *)body, len, out);
-}
-
-/* ---- checkpoint blob ----------------------------------------------------- */
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)(v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static int ckpt_seal(struct audit_keys *k, uint64_t seq, uint64_t epoch,
-		     const uint8_t chain[CHAIN_LEN], uint8_t out[CKPT_LEN])
-{
-	memcpy(out, CKPT_MAGIC, CKPT_MAGIC_LEN);
-	put_be64(out + CKPT_MAGIC_LEN, seq);
-	put_be64(out + CKPT_MAGIC_LEN + 8, epoch);
-	memcpy(out + CKPT_MAGIC_LEN + 16, chain, CHAIN_LEN);
-	return keyed_hash(k, k->ckpt_key, out, CKPT_BODY_LEN, NULL, 0, out + CKPT_BODY_LEN);
-}
-
-struct ckpt {
-	uint64_t seq;
-	uint64_t epoch;
-	uint8_t chain[CHAIN_LEN];
-};
-
-/* 0 when the blob is well-formed and its MAC holds. */
-static int ckpt_open(struct audit_keys *k, const uint8_t *blob, size_t len, struct ckpt *c)
-{
-	uint8_t mac[CHAIN_LEN];
-	int rc = -1;
-
-	if (len != CKPT_LEN || memcmp(blob, CKPT_MAGIC, CKPT_MAGIC_LEN) != 0)
-		return -1;
-	if (keyed_hash(k, k->ckpt_key, blob, CKPT_BODY_LEN, NULL, 0, mac) != 0 ||
-	    sodium_memcmp(mac, blob + CKPT_BODY_LEN, CHAIN_LEN) != 0)
-		goto out;
-	c->seq = get_be64(blob + CKPT_MAGIC_LEN);
-	c->epoch = get_be64(blob + CKPT_MAGIC_LEN + 8);
-	memcpy(c->chain, blob + CKPT_MAGIC_LEN + 16, CHAIN_LEN);
-	rc = 0;
-out:
-	sodium_memzero(mac, sizeof(mac));
-	return rc;
-}
-
-/* ---- building a record ------------------------------------------------------ */
-
-struct builder {
-	char *p;
-	size_t len, cap;
-	bool overflow;
-	bool first;
-};
-
-static void b_raw(struct builder *b, const char *s, size_t n)
-{
-	if (b->overflow || n > b->cap - b->len) {
-		b->overflow = true;
-		return;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void b_key(struct builder *b, const char *key)
-{
-	b_raw(b, b->first ? "{\"" : ",\"", 2);
-	b->first = false;
-	b_raw(b, key, strlen(key));
-	b_raw(b, "\":", 2);
-}
-
-/* Bytes one input byte takes once escaped. */
-static size_t esc_width(unsigned char c)
-{
-	if (c == '"' || c == '\\')
-		return 2;
-	return c >= 0x20 && c <= 0x7e ? 1 : 6;
-}
-
-static void b_esc(struct builder *b, unsigned char c)
-{
-	static const char hex[] = "0123456789abcdef";
-	char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-
-	if (c == '"' || c == '\\') {
-		char e[2] = { '\\', (char)c };
-		b_raw(b, e, 2);
-	} else if (c >= 0x20 && c <= 0x7e) {
-		char ch = (char)c;
-		b_raw(b, &ch, 1);
-	} else {
-		b_raw(b, u, sizeof(u));
-	}
-}
-
-/*
- * A string field, escaped: everything outside printable ASCII as \u00XX
- * (the cgroup path is chosen by whoever made the container).  When the
- * escaped form would exceed max bytes it is cut and marked with "...".
- */
-static void b_str(struct builder *b, const char *key, const char *s, size_t n, size_t max)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t total = 0, out = 0, i;
-
-	b_key(b, key);
-	b_raw(b, "\"", 1);
-	for (i = 0; i < n; i++)
-		total += esc_width(u[i]);
-	if (total <= max) {
-		for (i = 0; i < n; i++)
-			b_esc(b, u[i]);
-	} else {
-		for (i = 0; i < n && out + esc_width(u[i]) <= max - (sizeof(TRUNC_MARK) - 1); i++) {
-			out += esc_width(u[i]);
-			b_esc(b, u[i]);
-		}
-		b_raw(b, TRUNC_MARK, sizeof(TRUNC_MARK) - 1);
-	}
-	b_raw(b, "\"", 1);
-}
-
-static void b_cstr(struct builder *b, const char *key, const char *s, size_t max)
-{
-	b_str(b, key, s != NULL ? s : "", s != NULL ? strlen(s) : 0, max);
-}
-
-static void b_num(struct builder *b, const char *key, long long v)
-{
-	char num[24];
-	int n = snprintf(num, sizeof(num), "%lld", v);
-
-	b_key(b, key);
-	b_raw(b, num, n > 0 ? (size_t)n : 0);
-}
-
-static void b_unum(struct builder *b, const char *key, unsigned long long v)
-{
-	char num[24];
-	int n = snprintf(num, sizeof(num), "%llu", v);
-
-	b_key(b, key);
-	b_raw(b, num, n > 0 ? (size_t)n : 0);
-}
-
-static void hex_encode(const uint8_t *in, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[in[i] >> 4];
-		out[2 * i + 1] = hex[in[i] & 15];
-	}
-}
-
-/*
- * Lay out the record's body (up to, not including, ",\"chain\":") in a->buf
- * in the agreed field order.  Returns its length, or 0 if it did not fit.
- */
-static size_t build_body(struct audit *a, const struct rec *r, uint64_t seq, uint64_t epoch)
-{
-	struct builder b = { .p = a->buf, .cap = sizeof(a->buf) - CHAIN_SUFFIX_LEN - 1,
-			     .first = true };
-	char ts[TS_MAX];
-
-	if (format_ts(ts, sizeof(ts)) != 0)
-		return 0;
-	b_cstr(&b, "ts", ts, TS_MAX);
-	b_unum(&b, "seq", seq);
-	b_cstr(&b, "op", r->op, OP_MAX_OUT);
-	if (r->name != NULL)
-		b_str(&b, "name", r->name, r->name_len, NAME_MAX_OUT);
-	if (r->version >= 0)
-		b_num(&b, "version", r->version);
-	b_cstr(&b, "decision", r->decision, DECISION_MAX_OUT);
-	b_unum(&b, "rule", r->rule);
-	b_unum(&b, "uid", r->uid);
-	b_unum(&b, "gid", r->gid);
-	b_num(&b, "pid", r->pid);
-	b_str(&b, "cgroup", r->cgroup != NULL ? r->cgroup : "", r->cgroup != NULL ? r->cgroup_len : 0,
-	      CGROUP_MAX_OUT);
-	b_cstr(&b, "container", r->container, ID_MAX_OUT);
-	b_cstr(&b, "pod", r->pod, ID_MAX_OUT);
-	if (r->error != NULL)
-		b_cstr(&b, "error", r->error, TEXT_MAX_OUT);
-	if (r->count >= 0)
-		b_num(&b, "count", r->count);
-	if (r->degraded_us >= 0)
-		b_num(&b, "degraded_us", r->degraded_us);
-	if (r->refused >= 0)
-		b_num(&b, "refused", r->refused);
-	if (r->torn_bytes >= 0)
-		b_num(&b, "torn_bytes", r->torn_bytes);
-	if (r->note != NULL)
-		b_cstr(&b, "note", r->note, TEXT_MAX_OUT);
-	if (r->new_file)
-		b_cstr(&b, "file", "new", 4);
-	b_unum(&b, "epoch", epoch);
-	return b.overflow ? 0 : b.len;
 }
 
 /* ---- degraded state --------------------------------------------------------- */
@@ -675,26 +354,31 @@ fail:
 }
 
 /*
- * Seal and write one record.  opens_epoch: the record announces epoch+1, is
- * sealed with the current key, and the key ratchets once it is written.
- * Nothing changes in memory unless the write succeeded.
+ * The whole record, chain included, in a->buf; 0 or -errno.  ev is the
+ * caller's event: sealing works on a copy that gets ts, seq and epoch.
  */
-/* The whole record, chain included, in a->buf; 0 or -errno. */
-static int seal_record(struct audit *a, const struct rec *r, uint64_t epoch,
-		       uint8_t chain[CHAIN_LEN], size_t *out_len)
+static int seal_record(struct audit *a, const struct audit_event *ev, uint64_t epoch,
+		       bool file_start, uint8_t chain[CHAIN_LEN], size_t *out_len)
 {
-	size_t len = build_body(a, r, a->seq + 1, epoch);
+	struct audit_event r = *ev;
+	char ts[AUDIT_TS_MAX];
+	size_t len;
 
+	if (format_ts(ts, sizeof(ts)) != 0)
+		return -EINVAL;
+	r.ts = ts;
+	r.seq = a->seq + 1;
+	r.epoch = epoch;
+	r.file_start = file_start;
+	/* A file's first record names the chain before it, under its MAC. */
+	r.has_prev = file_start;
+	memcpy(r.prev, a->chain, CHAIN_LEN);
+	len = audit_record_body(&r, a->buf, sizeof(a->buf) - AUDIT_RECORD_SUFFIX_LEN);
 	if (len == 0)
 		return -E2BIG;
-	if (chain_mac(a->k, a->chain, a->buf, len, chain) != 0)
+	if (audit_chain_mac(a->k, a->chain, a->buf, len, chain) != 0)
 		return -EINVAL;
-	memcpy(a->buf + len, CHAIN_PREFIX, CHAIN_PREFIX_LEN);
-	len += CHAIN_PREFIX_LEN;
-	hex_encode(chain, CHAIN_LEN, a->buf + len);
-	len += 2 * CHAIN_LEN;
-	memcpy(a->buf + len, "\"}\n", 3);
-	*out_len = len + 3;
+	*out_len = audit_record_seal(a->buf, len, chain);
 	return 0;
 }
 
@@ -720,11 +404,15 @@ static int flush_pending(struct audit *a)
 	return rc;
 }
 
-static int write_record(struct audit *a, const struct rec *r, bool opens_epoch)
+/*
+ * Seal and write one record.  opens_epoch: the record announces epoch+1, is
+ * sealed with the current key, and the key ratchets once it is written.
+ * Nothing changes in memory unless the write succeeded.
+ */
+static int write_record(struct audit *a, const struct audit_event *ev, bool opens_epoch)
 {
 	uint64_t epoch = opens_epoch ? a->epoch + 1 : a->epoch;
 	uint8_t chain[CHAIN_LEN];
-	struct rec marked = *r;
 	size_t len;
 	int rc;
 
@@ -736,8 +424,7 @@ static int write_record(struct audit *a, const struct rec *r, bool opens_epoch)
 		set_degraded(a, EBADF, "no open file");
 		return -EBADF;
 	}
-	marked.new_file = a->file_empty;
-	rc = seal_record(a, &marked, epoch, chain, &len);
+	rc = seal_record(a, ev, epoch, a->file_empty, chain, &len);
 	if (rc == 0)
 		rc = write_all(a, a->buf, len);
 	if (rc != 0)
@@ -746,9 +433,9 @@ static int write_record(struct audit *a, const struct rec *r, bool opens_epoch)
 	a->seq++;
 	a->last_epoch = epoch;
 	memcpy(a->chain, chain, CHAIN_LEN);
-	a->last_was_stop = strcmp(r->op, "stop") == 0;
+	a->last_was_stop = strcmp(ev->op, "stop") == 0;
 	if (opens_epoch) {
-		if (ratchet(a->k) != 0)
+		if (audit_keys_to(a->k, epoch) != 0)
 			return -EINVAL;
 		a->epoch = epoch;
 		a->epoch_count = 0;
@@ -759,209 +446,25 @@ static int write_record(struct audit *a, const struct rec *r, bool opens_epoch)
 	return 0;
 }
 
-/* A record of the log's own, in the broker's name. */
-static struct rec own_rec(const char *op)
+/* A record of the log's own, in the broker's name (its uid as it is now). */
+static struct audit_event own_event(struct audit *a, const char *op)
 {
-	struct rec r = {
-		.op = op, .version = -1, .decision = "allow", .rule = 0,
-		.uid = getuid(), .gid = getgid(), .pid = getpid(),
-		.count = -1, .degraded_us = -1, .refused = -1, .torn_bytes = -1,
+	struct audit_event ev = {
+		.op = op, .version = -1, .decision = "allow", .rule = 0, .who = &a->self,
+		.count = -1,
 	};
-	return r;
+
+	a->self.uid = getuid();
+	a->self.gid = getgid();
+	a->self.pid = getpid();
+	return ev;
 }
 
 static int write_epoch_record(struct audit *a)
 {
-	struct rec r = own_rec("epoch");
+	struct audit_event ev = own_event(a, "epoch");
 
-	return write_record(a, &r, true);
-}
-
-/* ---- parsing a record (broker restart and audit_verify) ----------------------- */
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1; /* upper case is not what the broker writes */
-}
-
-struct cursor {
-	const char *p;
-	size_t i, n;
-};
-
-/* A JSON string; s and len get the raw (still escaped) contents. */
-static bool p_string(struct cursor *c, const char **s, size_t *len)
-{
-	size_t start;
-
-	if (c->i >= c->n || c->p[c->i] != '"')
-		return false;
-	start = ++c->i;
-	while (c->i < c->n) {
-		unsigned char ch = (unsigned char)c->p[c->i];
-
-		if (ch == '"') {
-			*s = c->p + start;
-			*len = c->i - start;
-			c->i++;
-			return true;
-		}
-		if (ch < 0x20)
-			return false;
-		if (ch == '\\') {
-			if (c->i + 1 >= c->n)
-				return false;
-			ch = (unsigned char)c->p[c->i + 1];
-			if (ch == 'u') {
-				if (c->i + 6 > c->n)
-					return false;
-				for (size_t k = 2; k < 6; k++) {
-					char h = c->p[c->i + k];
-					if (hexval(h) < 0 && !(h >= 'A' && h <= 'F'))
-						return false;
-				}
-				c->i += 6;
-				continue;
-			}
-			if (strchr("\"\\/bfnrt", ch) == NULL || ch == '\0')
-				return false;
-			c->i += 2;
-			continue;
-		}
-		c->i++;
-	}
-	return false;
-}
-
-/* An integer (what the broker writes: no fraction, no exponent). */
-static bool p_number(struct cursor *c, bool *neg, uint64_t *v)
-{
-	size_t start;
-
-	*neg = false;
-	*v = 0;
-	if (c->i < c->n && c->p[c->i] == '-') {
-		*neg = true;
-		c->i++;
-	}
-	start = c->i;
-	while (c->i < c->n && c->p[c->i] >= '0' && c->p[c->i] <= '9') {
-		uint64_t d = (uint64_t)(c->p[c->i] - '0');
-
-		if (*v > (UINT64_MAX - d) / 10)
-			return false;
-		*v = *v * 10 + d;
-		c->i++;
-	}
-	if (c->i == start || (c->i - start > 1 && c->p[start] == '0'))
-		return false;
-	return true;
-}
-
-static bool key_is(const char *k, size_t klen, const char *want)
-{
-	return klen == strlen(want) && memcmp(k, want, klen) == 0;
-}
-
-static bool parse_chain_hex(const char *p, uint8_t out[CHAIN_LEN])
-{
-	for (size_t i = 0; i < CHAIN_LEN; i++) {
-		int hi = hexval(p[2 * i]), lo = hexval(p[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
-}
-
-/*
- * One line (without its newline): a flat JSON object whose first field is
- * "ts", whose field before the chain is "epoch", and which ends with
- * ",\"chain\":\"<64 hex>\"}".
- */
-static bool parse_record(const char *line, size_t len, struct rec_view *v)
-{
-	struct cursor c = { .p = line, .i = 1 };
-	const char *sfx;
-	bool have_seq = false, have_op = false, first = true, last_epoch = false;
-
-	memset(v, 0, sizeof(*v));
-	if (len + 1 > RECORD_MAX || len < CHAIN_SUFFIX_LEN + 2 || line[0] != '{')
-		return false;
-	sfx = line + len - CHAIN_SUFFIX_LEN;
-	if (memcmp(sfx, CHAIN_PREFIX, CHAIN_PREFIX_LEN) != 0 ||
-	    !parse_chain_hex(sfx + CHAIN_PREFIX_LEN, v->chain) ||
-	    memcmp(sfx + CHAIN_PREFIX_LEN + 2 * CHAIN_LEN, "\"}", 2) != 0)
-		return false;
-	v->body_len = (size_t)(sfx - line);
-	c.n = v->body_len;
-	while (c.i < c.n) {
-		const char *k, *s;
-		size_t klen, slen;
-		bool neg;
-		uint64_t num = 0;
-
-		if (!first && (c.p[c.i++] != ',' || c.i >= c.n))
-			return false;
-		if (!p_string(&c, &k, &klen) || c.i >= c.n || c.p[c.i++] != ':' || c.i >= c.n)
-			return false;
-		if (first != key_is(k, klen, "ts"))
-			return false;
-		first = false;
-		last_epoch = false;
-		if (c.p[c.i] == '"') {
-			if (!p_string(&c, &s, &slen))
-				return false;
-			if (key_is(k, klen, "ts")) {
-				if (slen >= TS_MAX)
-					return false;
-				v->ts = s;
-				v->ts_len = slen;
-			} else if (key_is(k, klen, "op")) {
-				if (have_op)
-					return false;
-				have_op = true;
-				v->op = s;
-				v->op_len = slen;
-			} else if (key_is(k, klen, "file")) {
-				v->new_file = key_is(s, slen, "new");
-			} else if (key_is(k, klen, "seq") || key_is(k, klen, "epoch")) {
-				return false;
-			}
-			continue;
-		}
-		if (!p_number(&c, &neg, &num))
-			return false;
-		if (key_is(k, klen, "seq")) {
-			if (have_seq || neg || num == 0)
-				return false;
-			have_seq = true;
-			v->seq = num;
-		} else if (key_is(k, klen, "epoch")) {
-			if (neg)
-				return false;
-			v->epoch = num;
-			last_epoch = true;
-		} else if (key_is(k, klen, "ts") || key_is(k, klen, "op")) {
-			return false;
-		}
-	}
-	return have_seq && have_op && last_epoch && v->ts != NULL;
-}
-
-static bool op_is(const struct rec_view *v, const char *op)
-{
-	return key_is(v->op, v->op_len, op);
-}
-
-static bool opens_epoch(const struct rec_view *v)
-{
-	return op_is(v, "start") || op_is(v, "epoch");
+	return write_record(a, &ev, true);
 }
 
 /* ---- opening ---------------------------------------------------------------- */
@@ -987,9 +490,36 @@ static int pread_all(int fd, char *buf, size_t len, off_t off)
 /* Where the existing file leaves off. */
 struct tail {
 	bool have;            /* a last record was found */
-	struct rec_view last;
-	long long torn_bytes; /* cut off a partial last line; -1 none */
+	uint64_t seq, epoch;  /* of the last record */
+	uint8_t chain[CHAIN_LEN];
+	long long torn_bytes; /* cut off a partial last line; 0 none */
 };
+
+/* The last complete line of chunk[0 .. end), end just past its newline, as t. */
+static int tail_record(const char *chunk, size_t end, bool whole_file, struct tail *t)
+{
+	struct audit_parsed *p = NULL;
+	const char *nl = end > 1 ? memrchr(chunk, '\n', end - 1) : NULL;
+	size_t start;
+	int rc = -EINVAL;
+
+	if (nl == NULL && !whole_file)
+		return -EINVAL; /* longer than any record could be */
+	start = nl != NULL ? (size_t)(nl - chunk) + 1 : 0;
+	p = malloc(sizeof(*p));
+	if (p == NULL)
+		return -ENOMEM;
+	if (!audit_record_parse(chunk + start, end - 1 - start, p))
+		goto out;
+	t->seq = p->ev.seq;
+	t->epoch = p->ev.epoch;
+	memcpy(t->chain, p->ev.chain, CHAIN_LEN);
+	t->have = true;
+	rc = 0;
+out:
+	free(p);
+	return rc;
+}
 
 /*
  * Read the file's last record.  A partial last line (a crash mid-write) is
@@ -997,15 +527,15 @@ struct tail {
  */
 static int read_tail(struct audit *a, struct tail *t, char *err, size_t errlen)
 {
-	char chunk[TAIL_READ];
+	char *chunk = NULL;
 	struct stat st;
-	size_t n, end, start;
+	size_t n, end;
 	off_t base;
 	const char *nl;
-	int rc;
+	int rc = 0;
 
 	t->have = false;
-	t->torn_bytes = -1;
+	t->torn_bytes = 0;
 	if (fstat(a->fd, &st) != 0) {
 		rc = -errno;
 		snprintf(err, errlen, "audit log %s: fstat: %s", a->path, strerror(-rc));
@@ -1013,12 +543,17 @@ static int read_tail(struct audit *a, struct tail *t, char *err, size_t errlen)
 	}
 	if (st.st_size == 0)
 		return 0;
-	n = (size_t)st.st_size < sizeof(chunk) ? (size_t)st.st_size : sizeof(chunk);
+	n = (size_t)st.st_size < TAIL_READ ? (size_t)st.st_size : TAIL_READ;
 	base = st.st_size - (off_t)n;
+	chunk = malloc(n);
+	if (chunk == NULL) {
+		snprintf(err, errlen, "audit log %s: out of memory", a->path);
+		return -ENOMEM;
+	}
 	rc = pread_all(a->fd, chunk, n, base);
 	if (rc != 0) {
 		snprintf(err, errlen, "audit log %s: read: %s", a->path, strerror(-rc));
-		return rc;
+		goto out;
 	}
 	end = n;
 	if (chunk[n - 1] != '\n') {
@@ -1030,32 +565,34 @@ static int read_tail(struct audit *a, struct tail *t, char *err, size_t errlen)
 			rc = -errno;
 			snprintf(err, errlen, "audit log %s: cutting off a partial last line: %s",
 				 a->path, strerror(-rc));
-			return rc;
+			goto out;
 		}
 		t->torn_bytes = (long long)(n - end);
 		if (end == 0)
-			return 0; /* the file held nothing but the partial line */
+			goto out; /* the file held nothing but the partial line */
 	}
-	/* chunk[0 .. end) ends with the newline of the last complete line */
-	nl = end > 1 ? memrchr(chunk, '\n', end - 1) : NULL;
-	if (nl == NULL && base > 0)
+	rc = tail_record(chunk, end, base == 0, t);
+	if (rc == -ENOMEM) {
+		snprintf(err, errlen, "audit log %s: out of memory", a->path);
+		goto out;
+	}
+	if (rc != 0)
 		goto not_a_record;
-	start = nl != NULL ? (size_t)(nl - chunk) + 1 : 0;
-	if (!parse_record(chunk + start, end - 1 - start, &t->last))
-		goto not_a_record;
-	t->last.op = t->last.ts = NULL; /* they pointed into chunk */
-	if (t->last.epoch >= t->last.seq) {
+	if (t->epoch >= t->seq) {
 		/* every epoch opens with a record of its own: a larger number is forged */
 		snprintf(err, errlen, "audit log %s: the last record's epoch is impossible; "
 			 "move the file aside", a->path);
-		return -EINVAL;
+		t->have = false;
+		rc = -EINVAL;
 	}
-	t->have = true;
-	return 0;
+	goto out;
 not_a_record:
 	snprintf(err, errlen, "audit log %s: the last line is not an audit record; "
 		 "move the file aside", a->path);
-	return -EINVAL;
+	rc = -EINVAL;
+out:
+	free(chunk);
+	return rc;
 }
 
 /*
@@ -1065,13 +602,13 @@ not_a_record:
 static void choose_start(struct audit *a, const struct tail *t, const uint8_t *blob, size_t blen,
 			 bool *fresh, char *note, size_t notelen)
 {
-	struct ckpt c;
+	struct audit_ckpt c;
 	bool have_ckpt = false;
 
 	note[0] = '\0';
 	*fresh = true;
 	if (blob != NULL && blen > 0) {
-		if (ckpt_open(a->k, blob, blen, &c) == 0)
+		if (audit_ckpt_open(a->k, blob, blen, &c) == 0)
 			have_ckpt = true;
 		else
 			snprintf(note, notelen, "the vault's audit checkpoint failed authentication "
@@ -1079,9 +616,9 @@ static void choose_start(struct audit *a, const struct tail *t, const uint8_t *b
 	}
 	if (t->have) {
 		*fresh = false;
-		a->seq = t->last.seq;
-		a->epoch = t->last.epoch;
-		memcpy(a->chain, t->last.chain, CHAIN_LEN);
+		a->seq = t->seq;
+		a->epoch = t->epoch;
+		memcpy(a->chain, t->chain, CHAIN_LEN);
 	}
 	if (have_ckpt && c.seq > a->seq) {
 		if (t->have)
@@ -1115,7 +652,8 @@ static void audit_free(struct audit *a)
 		close(a->fd);
 	if (a->retired_fd >= 0)
 		close(a->retired_fd);
-	keys_free(a->k);
+	lockfile_release(a->lock_fd);
+	audit_keys_free(a->k);
 	free(a->pend);
 	free(a->path);
 	free(a);
@@ -1128,7 +666,7 @@ int audit_open(const char *path, const uint8_t master[32],
 	struct audit *a = NULL;
 	struct tail t;
 	struct stat st;
-	struct rec r;
+	struct audit_event ev;
 	const char *what = "open";
 	char note[200];
 	bool fresh;
@@ -1140,15 +678,21 @@ int audit_open(const char *path, const uint8_t master[32],
 		return -EINVAL;
 	}
 	a = calloc(1, sizeof(*a));
-	if (a == NULL || (a->path = strdup(path)) == NULL || (a->k = keys_new(master)) == NULL ||
+	if (a != NULL) /* before anything can fail: audit_free closes what is >= 0 */
+		a->lock_fd = a->fd = a->sync_fd = a->retired_fd = -1;
+	if (a == NULL || (a->path = strdup(path)) == NULL || (a->k = audit_keys_new(master)) == NULL ||
 	    (a->pend = malloc(PEND_MAX)) == NULL) {
 		snprintf(err, errlen, "audit log %s: out of memory", path);
 		rc = -ENOMEM;
 		goto out;
 	}
-	a->fd = a->sync_fd = a->retired_fd = -1;
 	a->healthy = true;
 	opts_fill(&a->opt, opt);
+	a->lock_fd = lockfile_take(path, "audit log", err, errlen);
+	if (a->lock_fd < 0) {
+		rc = a->lock_fd;
+		goto out;
+	}
 	a->fd = open_log(path, &st, &what);
 	if (a->fd < 0) {
 		rc = a->fd;
@@ -1163,15 +707,15 @@ int audit_open(const char *path, const uint8_t master[32],
 	a->file_empty = !t.have; /* empty, or nothing but a torn line, now cut */
 	choose_start(a, &t, checkpoint, checkpoint_len, &fresh, note, sizeof(note));
 	/* Sealing the start record needs K_epoch of the record before it. */
-	if (ratchet_n(a->k, a->epoch) != 0) {
+	if (audit_keys_to(a->k, a->epoch) != 0) {
 		snprintf(err, errlen, "audit log %s: key derivation failed", path);
 		rc = -EINVAL;
 		goto out;
 	}
-	r = own_rec("start");
-	r.torn_bytes = t.torn_bytes;
-	r.note = note[0] != '\0' ? note : NULL;
-	rc = write_record(a, &r, !fresh);
+	ev = own_event(a, "start");
+	ev.torn_bytes = t.torn_bytes;
+	ev.note = note[0] != '\0' ? note : NULL;
+	rc = write_record(a, &ev, !fresh);
 	if (rc != 0) {
 		snprintf(err, errlen, "%s", a->healthy ? "audit log: record too large" : a->problem);
 		goto out;
@@ -1188,25 +732,9 @@ out:
 
 /* ---- appending -------------------------------------------------------------- */
 
-static struct rec event_rec(const struct audit_event *ev)
-{
-	const struct identity *who = ev->who;
-	struct rec r = {
-		.op = ev->op, .name = ev->name, .name_len = ev->name_len,
-		.version = ev->version, .decision = ev->decision, .rule = ev->rule,
-		.uid = who->uid, .gid = who->gid, .pid = who->pid,
-		.cgroup = who->cgroup, .cgroup_len = who->cgroup != NULL ? strlen(who->cgroup) : 0,
-		.container = who->container, .pod = who->pod,
-		.error = ev->error, .count = ev->count,
-		.degraded_us = -1, .refused = -1, .torn_bytes = -1,
-	};
-	return r;
-}
-
 int audit_queue(struct audit *a, const struct audit_event *ev)
 {
 	uint8_t chain[CHAIN_LEN];
-	struct rec r;
 	size_t len;
 	int rc;
 
@@ -1222,8 +750,7 @@ int audit_queue(struct audit *a, const struct audit_event *ev)
 		if (rc != 0)
 			goto out;
 	}
-	r = event_rec(ev);
-	rc = seal_record(a, &r, a->epoch, chain, &len);
+	rc = seal_record(a, ev, a->epoch, false, chain, &len);
 	if (rc != 0)
 		return rc;
 	/* Writing the queue leaves a->buf, and the chain it was sealed on, alone. */
@@ -1269,7 +796,6 @@ uint64_t audit_drops(const struct audit *a)
 
 int audit_append(struct audit *a, const struct audit_event *ev)
 {
-	struct rec r;
 	int rc;
 
 	if (a == NULL || ev == NULL || ev->op == NULL || ev->decision == NULL || ev->who == NULL)
@@ -1283,8 +809,7 @@ int audit_append(struct audit *a, const struct audit_event *ev)
 		if (rc != 0)
 			goto out;
 	}
-	r = event_rec(ev);
-	rc = write_record(a, &r, false);
+	rc = write_record(a, ev, false);
 out:
 	if (rc != 0 && !a->healthy)
 		a->refused++; /* counted in the "degraded" record on recovery */
@@ -1305,7 +830,7 @@ const char *audit_problem(const struct audit *a)
 
 int audit_recover(struct audit *a)
 {
-	struct rec r;
+	struct audit_event ev;
 	bool removed;
 	int rc;
 
@@ -1326,11 +851,12 @@ int audit_recover(struct audit *a)
 		set_degraded(a, -rc, "cutting off a partial record");
 		return rc;
 	}
-	r = own_rec("degraded");
-	r.error = a->problem;
-	r.degraded_us = (long long)(mono_ms() - a->degraded_since_ms) * 1000;
-	r.refused = (long long)a->refused;
-	rc = write_record(a, &r, false);
+	ev = own_event(a, "degraded");
+	ev.error = a->problem;
+	ev.degraded = true;
+	ev.degraded_us = (long long)(mono_ms() - a->degraded_since_ms) * 1000;
+	ev.refused = (long long)a->refused;
+	rc = write_record(a, &ev, false);
 	if (rc != 0)
 		return rc;
 	a->healthy = true;
@@ -1351,7 +877,7 @@ static bool still_at_path(const struct audit *a)
 
 int audit_reopen(struct audit *a)
 {
-	struct rec r;
+	struct audit_event ev;
 	int rc;
 
 	if (a == NULL)
@@ -1378,20 +904,25 @@ int audit_reopen(struct audit *a)
 		return rc;
 	if (!a->healthy)
 		return audit_recover(a);
-	r = own_rec("reopen");
-	return write_record(a, &r, false);
+	ev = own_event(a, "reopen");
+	return write_record(a, &ev, false);
 }
 
 /* ---- durability ------------------------------------------------------------- */
 
 uint64_t audit_sync_begin(struct audit *a, uint8_t *checkpoint, size_t *len)
 {
+	struct audit_ckpt c = { 0 };
+
 	if (len != NULL)
 		*len = 0;
 	(void)flush_pending(a); /* on failure: degraded, and nothing more to cover */
+	c.seq = a->seq;
+	c.epoch = a->last_epoch;
+	memcpy(c.chain, a->chain, CHAIN_LEN);
 	if (checkpoint != NULL && len != NULL && a->seq > 0 &&
-	    ckpt_seal(a->k, a->seq, a->last_epoch, a->chain, checkpoint) == 0)
-		*len = CKPT_LEN;
+	    audit_ckpt_seal(a->k, &c, checkpoint) == 0)
+		*len = AUDIT_CKPT_LEN;
 	a->sync_fd = a->fd;
 	a->syncing = true;
 	return a->seq;
@@ -1471,7 +1002,7 @@ int audit_tick(struct audit *a)
 
 int audit_stop(struct audit *a)
 {
-	struct rec r;
+	struct audit_event ev;
 
 	if (a == NULL)
 		return -EINVAL;
@@ -1479,8 +1010,8 @@ int audit_stop(struct audit *a)
 		return 0;
 	if (!a->healthy)
 		return -EIO;
-	r = own_rec("stop");
-	return write_record(a, &r, false);
+	ev = own_event(a, "stop");
+	return write_record(a, &ev, false);
 }
 
 int audit_close(struct audit *a)
@@ -1503,240 +1034,3 @@ int audit_close(struct audit *a)
 	return rc;
 }
 
-/* ---- verifying ---------------------------------------------------------------- */
-
-struct verifier {
-	struct audit_keys *k;
-	uint64_t key_epoch;   /* k->chain_key is K_key_epoch */
-	bool have_prev;
-	uint64_t prev_seq, prev_epoch;
-	uint8_t prev_chain[CHAIN_LEN];
-	uint64_t records, first_seq;
-	bool started_mid;
-	char first_ts[TS_MAX], last_ts[TS_MAX];
-	bool have_ckpt, ckpt_seen;
-	struct ckpt ckpt;
-	char *report;
-	size_t reportlen;
-	const char *file;
-	unsigned long line;
-};
-
-static int v_fail(struct verifier *v, uint64_t seq, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int v_fail(struct verifier *v, uint64_t seq, const char *fmt, ...)
-{
-	char what[200];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	if (seq > 0)
-		snprintf(v->report, v->reportlen, "%s:%lu: seq %llu: %s", v->file, v->line,
-			 (unsigned long long)seq, what);
-	else
-		snprintf(v->report, v->reportlen, "%s:%lu: %s", v->file, v->line, what);
-	return 1;
-}
-
-static int v_key_to(struct verifier *v, uint64_t epoch)
-{
-	if (epoch < v->key_epoch)
-		return -1;
-	if (ratchet_n(v->k, epoch - v->key_epoch) != 0)
-		return -1;
-	v->key_epoch = epoch;
-	return 0;
-}
-
-static void copy_ts(char *dst, const struct rec_view *r)
-{
-	memcpy(dst, r->ts, r->ts_len);
-	dst[r->ts_len] = '\0';
-}
-
-/* Check the epoch and seq of r against the record before it. */
-static int v_sequence(struct verifier *v, const struct rec_view *r)
-{
-	if (r->seq != v->prev_seq + 1)
-		return v_fail(v, r->seq, "seq %llu follows %llu (%s)", (unsigned long long)r->seq,
-			      (unsigned long long)v->prev_seq,
-			      r->seq <= v->prev_seq ? "record inserted, duplicated or reordered"
-						    : "record removed or reordered");
-	if (opens_epoch(r) && r->epoch != v->prev_epoch + 1)
-		return v_fail(v, r->seq, "epoch %llu at a %.*s record follows epoch %llu "
-			      "(must be one more)", (unsigned long long)r->epoch, (int)r->op_len,
-			      r->op, (unsigned long long)v->prev_epoch);
-	if (!opens_epoch(r) && r->epoch != v->prev_epoch)
-		return v_fail(v, r->seq, "epoch changes from %llu to %llu without a start or "
-			      "epoch record (record re-sealed or edited)",
-			      (unsigned long long)v->prev_epoch, (unsigned long long)r->epoch);
-	return 0;
-}
-
-static int v_record(struct verifier *v, const char *line, size_t len)
-{
-	struct rec_view r;
-	uint8_t mac[CHAIN_LEN];
-	int rc;
-
-	if (!parse_record(line, len, &r))
-		return v_fail(v, 0, "after seq %llu: not a valid audit record (edited or damaged "
-			      "line)", (unsigned long long)v->prev_seq);
-	if (r.epoch >= r.seq)
-		return v_fail(v, r.seq, "epoch %llu is impossible at this seq",
-			      (unsigned long long)r.epoch);
-	if (!v->have_prev && r.seq != 1) {
-		/*
-		 * Earlier files not given: this record's chain is the starting
-		 * point, but only where the broker began a file.  Anywhere else
-		 * the records before it were cut off.
-		 */
-		if (!r.new_file)
-			return v_fail(v, r.seq, "the first record given is not the first the broker "
-				      "wrote into its file (records before it removed; give the "
-				      "earlier files too)");
-		v->started_mid = true;
-		if (v_key_to(v, r.epoch) != 0)
-			return v_fail(v, r.seq, "key derivation failed");
-	} else {
-		if (!v->have_prev) {
-			memset(v->prev_chain, 0, CHAIN_LEN);
-			if (r.epoch != 0)
-				return v_fail(v, r.seq, "the first record is not in epoch 0");
-		} else if ((rc = v_sequence(v, &r)) != 0) {
-			return rc;
-		}
-		if (v_key_to(v, v->have_prev ? v->prev_epoch : 0) != 0 ||
-		    chain_mac(v->k, v->prev_chain, line, r.body_len, mac) != 0)
-			return v_fail(v, r.seq, "key derivation failed");
-		if (sodium_memcmp(mac, r.chain, CHAIN_LEN) != 0)
-			return v_fail(v, r.seq, "chain MAC mismatch (record edited, inserted, removed, "
-				      "reordered or re-sealed)");
-		if (v_key_to(v, r.epoch) != 0)
-			return v_fail(v, r.seq, "key derivation failed");
-	}
-	if (v->have_ckpt && r.seq == v->ckpt.seq) {
-		if (r.epoch != v->ckpt.epoch || sodium_memcmp(r.chain, v->ckpt.chain, CHAIN_LEN) != 0)
-			return v_fail(v, r.seq, "does not match the vault's checkpoint (log rewritten)");
-		v->ckpt_seen = true;
-	}
-	if (!v->have_prev) {
-		v->first_seq = r.seq;
-		copy_ts(v->first_ts, &r);
-	}
-	copy_ts(v->last_ts, &r);
-	v->have_prev = true;
-	v->prev_seq = r.seq;
-	v->prev_epoch = r.epoch;
-	memcpy(v->prev_chain, r.chain, CHAIN_LEN);
-	v->records++;
-	return 0;
-}
-
-static int v_file(struct verifier *v, const char *file)
-{
-	FILE *f = fopen(file, "re");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int rc = 0;
-
-	v->file = file;
-	v->line = 0;
-	if (f == NULL) {
-		rc = -errno;
-		snprintf(v->report, v->reportlen, "%s: %s", file, strerror(errno));
-		return rc;
-	}
-	while ((n = getline(&line, &cap, f)) > 0) {
-		v->line++;
-		if (line[n - 1] != '\n') {
-			rc = v_fail(v, 0, "after seq %llu: incomplete last line (torn write or cut "
-				    "file)", (unsigned long long)v->prev_seq);
-			break;
-		}
-		rc = v_record(v, line, (size_t)n - 1);
-		if (rc != 0)
-			break;
-	}
-	if (rc == 0 && ferror(f)) {
-		rc = -EIO;
-		snprintf(v->report, v->reportlen, "%s: read error", file);
-	}
-	free(line);
-	fclose(f);
-	return rc;
-}
-
-static void v_summary(struct verifier *v)
-{
-	char extra[160] = "";
-
-	if (v->started_mid)
-		snprintf(extra, sizeof(extra), " (starting at seq %llu, earlier files not given)",
-			 (unsigned long long)v->first_seq);
-	if (v->have_ckpt) {
-		size_t used = strlen(extra);
-
-		if (v->ckpt_seen)
-			snprintf(extra + used, sizeof(extra) - used, ", vault checkpoint at seq %llu matches",
-				 (unsigned long long)v->ckpt.seq);
-		else
-			snprintf(extra + used, sizeof(extra) - used,
-				 ", vault checkpoint at seq %llu precedes the files given",
-				 (unsigned long long)v->ckpt.seq);
-	}
-	if (v->records == 0)
-		snprintf(v->report, v->reportlen, "OK: 0 records%s", extra);
-	else
-		snprintf(v->report, v->reportlen, "OK: %llu records, seq %llu..%llu, %s .. %s%s",
-			 (unsigned long long)v->records, (unsigned long long)v->first_seq,
-			 (unsigned long long)v->prev_seq, v->first_ts, v->last_ts, extra);
-}
-
-int audit_verify(const uint8_t master[32], const char *const *files, size_t nfiles,
-		 const uint8_t *checkpoint, size_t checkpoint_len,
-		 char *report, size_t reportlen)
-{
-	struct verifier v = { .report = report, .reportlen = reportlen };
-	int rc = -EINVAL;
-
-	if (reportlen > 0)
-		report[0] = '\0';
-	if (master == NULL || (files == NULL && nfiles > 0) || sodium_init() < 0)
-		return -EINVAL;
-	v.k = keys_new(master);
-	if (v.k == NULL) {
-		snprintf(report, reportlen, "out of memory");
-		return -ENOMEM;
-	}
-	if (checkpoint != NULL && checkpoint_len > 0) {
-		if (ckpt_open(v.k, checkpoint, checkpoint_len, &v.ckpt) != 0) {
-			snprintf(report, reportlen, "the vault's audit checkpoint fails authentication "
-				 "(wrong key, or the checkpoint was altered)");
-			rc = 1;
-			goto out;
-		}
-		v.have_ckpt = true;
-	}
-	for (size_t i = 0; i < nfiles; i++) {
-		rc = v_file(&v, files[i]);
-		if (rc != 0)
-			goto out;
-	}
-	if (v.have_ckpt && !v.ckpt_seen && (v.records == 0 || v.prev_seq < v.ckpt.seq)) {
-		snprintf(report, reportlen, "log ends at seq %llu but the vault's checkpoint is at "
-			 "seq %llu: records cut off", (unsigned long long)v.prev_seq,
-			 (unsigned long long)v.ckpt.seq);
-		rc = 1;
-		goto out;
-	}
-	v_summary(&v);
-	rc = 0;
-out:
-	keys_free(v.k);
-	return rc;
-}

@@ -1,8 +1,11 @@
 /*
  * The audit log: one JSON line per request, appended (write(2) completed)
  * before the answer is sent, chained with a keyed BLAKE2b MAC whose key
- * ratchets forward.  Nothing here knows about the event loop: server.c
- * calls audit_sync_run() from a worker thread and feeds checkpoints to the vault.
+ * ratchets forward.  audit.c writes the live log, audit_check.c verifies
+ * files offline, audit_record.c builds and parses one record (struct
+ * audit_event), audit_chain.c holds the keys and MACs.  Nothing here knows
+ * about the event loop: server.c calls audit_sync_run() from a worker
+ * thread and feeds checkpoints to the vault.
  *
  * Functions return 0 or -errno and never print; audit_problem() says what is
  * wrong while degraded.
@@ -14,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit_record.h" /* struct audit_event */
 #include "identity.h"
 
 #define AUDIT_KEY_LEN 32
@@ -28,19 +32,6 @@ struct audit_options {
 	enum audit_sync_mode sync;
 	unsigned epoch_records; /* ratchet after this many records ... */
 	unsigned epoch_seconds; /* ... or this many seconds, whichever first */
-};
-
-/* One request as the log records it.  No value, nothing derived from one. */
-struct audit_event {
-	const char *op;        /* "get", "put", ... */
-	const char *name;      /* NULL when the op has none */
-	size_t name_len;
-	long long version;     /* -1 when not applicable */
-	const char *decision;  /* "allow", "deny", "error" */
-	unsigned rule;         /* deciding policy line, 0 = default deny */
-	const struct identity *who;
-	const char *error;     /* NULL when none */
-	long long count;       /* list: names returned; -1 when not applicable */
 };
 
 struct audit;

@@ -8,8 +8,6 @@
 #include "commands.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +18,7 @@
 #include "cgroup.h"
 #include "config.h"
 #include "identity.h"
+#include "nss.h"
 #include "policy.h"
 
 #define ID_MAX 4294967294U /* (uid_t)-1 means "no id" */
@@ -100,39 +99,16 @@ out:
 /* user=NAME / group=NAME through NSS, as the policy parser resolves them. */
 static int lookup(const char *name, bool user, unsigned *id, unsigned *primary_gid)
 {
-	long hint = sysconf(user ? _SC_GETPW_R_SIZE_MAX : _SC_GETGR_R_SIZE_MAX);
-	size_t cap = hint > 0 ? (size_t)hint : 16384;
-	char *buf = NULL;
-	int rc = -1;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int rc = user ? nss_user(name, &uid, &gid) : nss_group(name, &gid);
 
-	for (;;) {
-		struct passwd pw, *pwr = NULL;
-		struct group gr, *grr = NULL;
-		int e;
-
-		buf = malloc(cap);
-		if (buf == NULL)
-			break;
-		e = user ? getpwnam_r(name, &pw, buf, cap, &pwr)
-			 : getgrnam_r(name, &gr, buf, cap, &grr);
-		if (e == ERANGE && cap < 1024 * 1024) {
-			free(buf);
-			buf = NULL;
-			cap *= 2;
-			continue;
-		}
-		if (pwr != NULL) {
-			*id = (unsigned)pwr->pw_uid;
-			*primary_gid = (unsigned)pwr->pw_gid;
-			rc = 0;
-		} else if (grr != NULL) {
-			*id = (unsigned)grr->gr_gid;
-			rc = 0;
-		}
-		break;
-	}
-	free(buf);
-	return rc;
+	if (rc != 0)
+		return -1;
+	*id = user ? (unsigned)uid : (unsigned)gid;
+	if (user)
+		*primary_gid = (unsigned)gid;
+	return 0;
 }
 
 static bool hex_string(const char *s, size_t want)

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "keyfile.h"
 #include "listen.h"
 #include "log.h"
+#include "notify.h"
 #include "peer.h"
 #include "policy.h"
 #include "privileges.h"
@@ -97,6 +99,8 @@ struct broker {
 	struct audit *audit;
 	struct policy *policy;
 	int listen_fd;
+	bool activated;        /* the socket came from systemd (secretd.socket) */
+	struct notify notify;
 };
 
 /* Open everything that needs the master key, then wipe the key. */
@@ -149,7 +153,17 @@ static int start_broker(const struct config *cfg, struct broker *b)
 		return -1;
 	if (policy_load(cfg->policy, &b->policy, err, sizeof(err)) != 0 ||
 	    vault_writer_open(b->vault, cfg->keep_versions, &b->writer, err, sizeof(err)) != 0 ||
-	    listen_create(cfg->socket, cfg->socket_mode, &b->listen_fd, err, sizeof(err)) != 0) {
+	    notify_open(&b->notify, err, sizeof(err)) != 0 ||
+	    notify_listen_fd("secretd", &b->listen_fd, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	/* Socket activation hands over a listening socket; else make one. */
+	b->activated = b->listen_fd >= 0;
+	if (b->activated)
+		log_info("listening on the socket systemd passed (socket activation)");
+	else if (listen_create(cfg->socket, cfg->socket_mode, &b->listen_fd, err,
+			       sizeof(err)) != 0) {
 		log_err("%s", err);
 		return -1;
 	}
@@ -188,6 +202,7 @@ static void stop_broker(struct broker *b)
 	policy_free(b->policy);
 	if (b->listen_fd >= 0)
 		close(b->listen_fd);
+	notify_close(&b->notify);
 }
 
 /* A clean exit leaves no socket behind (the next start would replace it anyway). */
@@ -200,7 +215,7 @@ static void remove_socket(const char *path)
 int cmd_run(int argc, char **argv, int first)
 {
 	struct config cfg;
-	struct broker b = { .listen_fd = -1 };
+	struct broker b = { .listen_fd = -1, .notify = { .fd = -1 } };
 	int ret;
 
 	if (config_defaults(&cfg) != 0) {
@@ -220,11 +235,14 @@ int cmd_run(int argc, char **argv, int first)
 		struct server_parts parts = {
 			.cfg = &cfg, .vault = b.vault, .writer = b.writer,
 			.audit = b.audit, .policy = b.policy, .listen_fd = b.listen_fd,
+			.notify = &b.notify,
 		};
 		b.policy = NULL;   /* the server owns it now */
 		b.listen_fd = -1;  /* and the socket */
 		ret = server_run(&parts);
-		remove_socket(cfg.socket);
+		/* An activated socket is systemd's to keep for the next start. */
+		if (!b.activated)
+			remove_socket(cfg.socket);
 	}
 	stop_broker(&b);
 out:

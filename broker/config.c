@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "number.h"
 #include <secretd/wire.h>
 
 #define CONFIG_MAX_FILE (64 * 1024)
@@ -49,6 +50,7 @@ static const struct setting settings[] = {
 	{ "connect-rate", V_UINT, STR(connect_rate), 1, 10000000 },
 	{ "connect-burst", V_UINT, STR(connect_burst), 1, 10000000 },
 	{ "log-level", V_LEVEL, STR(log_level), 0, 0 },
+	{ "metrics-listen", V_STRING, STR(metrics_listen), 0, 0 },
 };
 #undef STR
 
@@ -100,19 +102,15 @@ void config_free(struct config *cfg)
 	free(cfg->audit_log);
 	free(cfg->config);
 	free(cfg->user);
+	free(cfg->metrics_listen);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
 int config_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 {
 	unsigned long v;
-	char *end;
 
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
+	if (number_parse(s, strlen(s), 10, min, max, &v) != 0)
 		return -1;
 	*out = (unsigned)v;
 	return 0;
@@ -121,13 +119,8 @@ int config_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 static int parse_mode(const char *s, mode_t *out)
 {
 	unsigned long v;
-	char *end;
 
-	if (s[0] < '0' || s[0] > '7')
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 8);
-	if (errno != 0 || *end != '\0' || v > 0777)
+	if (number_parse(s, strlen(s), 8, 0, 0777, &v) != 0)
 		return -1;
 	*out = (mode_t)v;
 	return 0;

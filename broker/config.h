@@ -36,6 +36,7 @@ struct config {
 	unsigned connect_rate;             /* connection attempts per second per uid */
 	unsigned connect_burst;            /* and its bucket size */
 	int log_level;                     /* enum log_level */
+	char *metrics_listen;              /* ADDR for /metrics and /healthz; NULL: off */
 };
 
 /* Fill cfg with the compiled-in defaults. */

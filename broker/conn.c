@@ -8,6 +8,7 @@
  */
 #include "conn.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,7 +18,9 @@
 
 #include <secretd/wire.h>
 
+#include "credential.h"
 #include "log.h"
+#include "metrics.h"
 #include "reply.h"
 #include "request.h"
 #include "services.h"
@@ -130,6 +133,22 @@ void conn_buf_put(struct conn *c, uint8_t *buf, size_t cap)
 const struct identity *conn_identity(const struct conn *c)
 {
 	return &c->id;
+}
+
+struct services *conn_services(const struct conn *c)
+{
+	return c->svc;
+}
+
+int conn_set_unit(struct conn *c, const char *unit)
+{
+	char *copy = strdup(unit);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	free(c->id.unit);
+	c->id.unit = copy;
+	return 0;
 }
 
 struct limits_slot *conn_slot(struct conn *c)
@@ -423,6 +442,7 @@ struct reply *conn_reply_new(struct conn *c, uint8_t type)
 	r->type = type;
 	r->resp.type = type;
 	r->state = REPLY_DECIDING;
+	r->started_ns = uv_hrtime();
 	TAILQ_INSERT_TAIL(&c->replies, r, link);
 	c->nreplies++;
 	conn_ref(c);
@@ -658,6 +678,7 @@ void conn_close(struct conn *c)
 	unready(c);
 	TAILQ_REMOVE(&svc->conns, c, link);
 	svc->nconns--;
+	metrics_conn_closed(svc->metrics);
 	/*
 	 * Replies not yet handed to the socket go now; those still being
 	 * decided are freed when they are (a put's change is recorded all the
@@ -675,6 +696,7 @@ void conn_close(struct conn *c)
 int conn_start(struct services *svc, int fd, struct identity *id)
 {
 	struct conn *c = calloc(1, sizeof(*c));
+	struct credential_req cred;
 	int rc;
 
 	if (c == NULL) {
@@ -697,6 +719,7 @@ int conn_start(struct services *svc, int fd, struct identity *id)
 	c->active_ms = now_ms(c);
 	TAILQ_INSERT_TAIL(&svc->conns, c, link);
 	svc->nconns++;
+	metrics_conn_opened(svc->metrics);
 	if ((rc = uv_pipe_open(&c->pipe, fd)) != 0) {
 		close(fd);
 		conn_close(c);
@@ -708,6 +731,17 @@ int conn_start(struct services *svc, int fd, struct identity *id)
 		request_refuse_conn(svc, c, rc == LIMITS_TOTAL  ? "too many connections to the broker"
 					    : rc == LIMITS_PEER ? "too many connections from this identity"
 								: "out of memory");
+		return 0;
+	}
+	/* systemd's LoadCredential= sends nothing: it is known by its address. */
+	rc = credential_detect(fd, &c->id, &cred);
+	if (rc < 0) {
+		conn_close(c);
+		return rc;
+	}
+	if (rc == 1) {
+		c->state = CONN_DRAINING;
+		request_credential(svc, c, &cred);
 		return 0;
 	}
 	if (!c->id.established)

@@ -31,6 +31,9 @@ struct conn_refusals {
 int conn_start(struct services *svc, int fd, struct identity *id);
 
 const struct identity *conn_identity(const struct conn *c);
+struct services *conn_services(const struct conn *c);
+/* A systemd credential connection: the unit its peer vouched for. */
+int conn_set_unit(struct conn *c, const char *unit);
 struct limits_slot *conn_slot(struct conn *c);
 struct conn_refusals *conn_refusals(struct conn *c);
 

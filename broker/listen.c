@@ -16,6 +16,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "peer.h"
 #include "services.h"
 
@@ -124,6 +125,7 @@ static void turn_away(struct listener *l, int fd)
 	(void)!send(fd, l->away, l->away_len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
 	l->svc->refusals.unrecorded++;
+	metrics_conn_refused(l->svc->metrics, METRICS_REFUSED_OTHER);
 }
 
 static int encode_away(struct listener *l)
@@ -160,6 +162,7 @@ static void admit(struct listener *l, int fd)
 	if (peer_identify(fd, &id) != 0) {
 		identity_clear(&id);
 		close(fd);
+		metrics_conn_refused(svc->metrics, METRICS_REFUSED_IDENTITY);
 		return;
 	}
 	rc = conn_start(svc, fd, &id);

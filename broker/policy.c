@@ -14,8 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +24,8 @@
 #include <unistd.h>
 
 #include "glob.h"
+#include "nss.h"
+#include "number.h"
 
 #define POLICY_MAX_LINE 4096
 #define POLICY_MAX_FILE (1024 * 1024)
@@ -228,27 +228,12 @@ static bool next_token(const char **pos, const char *end, struct token *t)
 	return true;
 }
 
-/*
- * The one way numbers are read: 1..10 decimal digits, nothing else, at most
- * ID_MAX.  The digit check comes first because strtoul would accept blanks,
- * signs and "0x".
- */
+/* Numbers: decimal digits only, at most ID_MAX (number.c). */
 static bool parse_id(const char *s, size_t len, unsigned *out)
 {
-	char buf[16];
-	char *end;
 	unsigned long v;
 
-	if (len == 0 || len > 10)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	errno = 0;
-	v = strtoul(buf, &end, 10);
-	if (errno != 0 || *end != '\0' || v > ID_MAX)
+	if (number_parse(s, len, 10, 0, ID_MAX, &v) != 0)
 		return false;
 	*out = (unsigned)v;
 	return true;
@@ -259,40 +244,12 @@ static bool parse_id(const char *s, size_t len, unsigned *out)
 /* 0 and *id on success, -ENOENT when unknown, another -errno on failure. */
 static int lookup_id(const char *name, bool user, unsigned *id)
 {
-	long hint = sysconf(user ? _SC_GETPW_R_SIZE_MAX : _SC_GETGR_R_SIZE_MAX);
-	size_t cap = hint > 0 ? (size_t)hint : 1024;
-	char *buf = NULL;
-	int rc = -ENOMEM;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int rc = user ? nss_user(name, &uid, &gid) : nss_group(name, &gid);
 
-	for (;;) {
-		struct passwd pw, *pwr = NULL;
-		struct group gr, *grr = NULL;
-		int e;
-
-		buf = malloc(cap);
-		if (buf == NULL)
-			break;
-		if (user)
-			e = getpwnam_r(name, &pw, buf, cap, &pwr);
-		else
-			e = getgrnam_r(name, &gr, buf, cap, &grr);
-		if (e == ERANGE && cap < NSS_BUF_MAX) {
-			free(buf);
-			buf = NULL;
-			cap *= 2;
-			continue;
-		}
-		if (pwr != NULL || grr != NULL) {
-			*id = user ? (unsigned)pwr->pw_uid : (unsigned)grr->gr_gid;
-			rc = 0;
-		} else if (e == 0 || e == ENOENT || e == ESRCH || e == EBADF || e == EPERM) {
-			rc = -ENOENT; /* the "not found" answers getpwnam(3) lists */
-		} else {
-			rc = -e;
-		}
-		break;
-	}
-	free(buf);
+	if (rc == 0)
+		*id = user ? (unsigned)uid : (unsigned)gid;
 	return rc;
 }
 

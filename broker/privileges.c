@@ -1,9 +1,9 @@
 /* Dropping privileges with libcap-ng (style anchor: OpenBSD ntpd). */
 #include "privileges.h"
 
+#include "nss.h"
+
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -43,25 +43,25 @@ static int harden_process(char *err, size_t errlen)
 
 static int become_user(const char *user, char *err, size_t errlen)
 {
-	struct passwd *pw;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int rc = nss_user(user, &uid, &gid);
 
-	errno = 0;
-	pw = getpwnam(user);
-	if (pw == NULL) {
+	if (rc != 0) {
 		snprintf(err, errlen, "user %s: %s", user,
-			 errno != 0 ? strerror(errno) : "no such user");
+			 rc == -ENOENT ? "no such user" : strerror(-rc));
 		return -1;
 	}
 	capng_clear(CAPNG_SELECT_ALL);
-	if (capng_change_id((int)pw->pw_uid, (int)pw->pw_gid,
+	if (capng_change_id((int)uid, (int)gid,
 			    CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING |
 				    CAPNG_CLEAR_AMBIENT) != 0) {
 		snprintf(err, errlen, "cannot become user %s (capng_change_id failed)", user);
 		return -1;
 	}
 	/* Trust nothing: check that the switch really happened. */
-	if (getuid() != pw->pw_uid || geteuid() != pw->pw_uid ||
-	    getgid() != pw->pw_gid || getegid() != pw->pw_gid ||
+	if (getuid() != uid || geteuid() != uid ||
+	    getgid() != gid || getegid() != gid ||
 	    getgroups(0, NULL) != 0) {
 		snprintf(err, errlen, "user switch to %s did not take", user);
 		return -1;

@@ -48,6 +48,9 @@ struct reply {
 	struct audit_event ev;       /* the record, filled as the request is decided */
 	char *ev_text;               /* what ev.name points at when the reply owns it */
 	bool plain;                  /* out is malloc'd: an event, which holds no secret */
+	bool raw;                    /* a systemd credential: the bare value, or nothing */
+	unsigned refusals;           /* rate-limited requests its record counts */
+	uint64_t started_ns;         /* the request's arrival (uv_hrtime), for metrics */
 	uint8_t *out;                /* the encoded frame (guarded memory) */
 	size_t out_len, out_cap;
 	uv_write_t wreq;

@@ -13,8 +13,10 @@
 #include <secretd/wire.h>
 
 #include "conn.h"
+#include "credential.h"
 #include "gate.h"
 #include "log.h"
+#include "metrics.h"
 #include "reply.h"
 #include "services.h"
 
@@ -39,14 +41,31 @@ static void encode_again(struct reply *r)
 
 static void withhold(struct reply *r)
 {
+	if (r->raw) {
+		/* systemd reads until EOF: nothing written is all it can be told. */
+		reply_drop_content(r);
+		r->out_len = 0;
+		return;
+	}
 	reply_error(r, WIRE_UNAVAILABLE, "audit log cannot be written");
 	encode_again(r);
+}
+
+static enum metrics_decision decision_of(const struct reply *r)
+{
+	if (r->resp.status == WIRE_OK && strcmp(r->ev.decision, "allow") == 0)
+		return METRICS_ALLOW;
+	return strcmp(r->ev.decision, "deny") == 0 ? METRICS_DENY : METRICS_ERROR;
 }
 
 static void on_release(struct gate_item *item, enum gate_outcome outcome)
 {
 	struct reply *r = container_of(item, struct reply, gate);
+	struct services *svc = conn_services(r->conn);
 
+	/* A refusal record lost with its batch: its count goes into the summary. */
+	if (outcome == GATE_UNWRITTEN && r->refusals > 0)
+		svc->refusals.unrecorded += r->refusals;
 	if (outcome == GATE_UNWRITTEN && (r->flags & OP_AUDITED)) {
 		withhold(r);
 		/* A subscription that could not be recorded does not stay. */
@@ -55,6 +74,8 @@ static void on_release(struct gate_item *item, enum gate_outcome outcome)
 	}
 	else if (outcome == GATE_UNSYNCED && (r->flags & OP_SECRET) && r->resp.status == WIRE_OK)
 		withhold(r);
+	metrics_request(svc->metrics, r->ev.op, outcome == GATE_OK ? decision_of(r) : METRICS_ERROR,
+			(uv_hrtime() - r->started_ns) / 1000);
 	conn_reply_ready(r);
 }
 
@@ -62,11 +83,36 @@ static void on_release(struct gate_item *item, enum gate_outcome outcome)
  * The answer goes into its own buffer before its record is written, so
  * that no answer is audited as allowed and then found to have no memory.
  */
+/* A credential's answer: the value's bytes alone, or none when refused. */
+static int encode_raw(struct conn *c, struct reply *r)
+{
+	size_t len = r->resp.status == WIRE_OK && r->secret != NULL ? r->secret->len : 0;
+
+	r->out_cap = len > 0 ? len : 1;
+	r->out = conn_buf_get(c, &r->out_cap);
+	if (r->out == NULL) {
+		r->ev.decision = "error";
+		r->ev.error = "out of memory";
+		r->out_cap = 1;
+		r->out = conn_buf_get(c, &r->out_cap);
+		len = 0;
+		if (r->out == NULL)
+			return -1;
+	}
+	if (len > 0)
+		memcpy(r->out, r->secret->data, len);
+	r->out_len = len;
+	reply_drop_content(r);
+	return 0;
+}
+
 static int encode(struct conn *c, struct reply *r)
 {
 	size_t size = wire_response_size(&r->resp);
 	long n;
 
+	if (r->raw)
+		return encode_raw(c, r);
 	if (size == 0) {
 		log_err("a reply of type %u cannot be encoded", (unsigned)r->type);
 		reply_error(r, WIRE_ERROR, "internal error");
@@ -150,6 +196,7 @@ static void rate_limited(struct services *svc, struct conn *c, struct reply *r)
 			r->ev.decision = "deny";
 			r->ev.error = "rate limited";
 			r->ev.count = cr->count;
+			r->refusals = cr->count;
 		}
 		cr->count = 0;
 	}
@@ -314,6 +361,68 @@ enum op_result request_handle(struct services *svc, struct conn *c, const uint8_
 	return OP_DONE;
 }
 
+/* The credential's decision, up to the value (NULL when refused). */
+static const char *credential_decide(struct services *svc, struct conn *c,
+				     const struct credential_req *req, struct reply *r)
+{
+	const struct identity *id = conn_identity(c);
+	int rc;
+
+	if (!limits_take(conn_slot(c), now_ms(svc)))
+		return "rate limited";
+	if (req->refusal != NULL)
+		return req->refusal;
+	if (!id->established)
+		return "identity not established";
+	if (!gate_healthy(svc->gate))
+		return "audit log cannot be written";
+	if (conn_set_unit(c, req->unit) != 0)
+		return "out of memory";
+	if (!policy_eval(svc->policy, id, PERM_READ, req->name, strlen(req->name), &r->ev.rule))
+		return "permission denied";
+	rc = vault_get(svc->vault, req->name, strlen(req->name), 0, &r->secret);
+	if (rc == VAULT_E_NOTFOUND)
+		return "not found";
+	if (rc != VAULT_OK)
+		return vault_strerror(rc);
+	r->ev.version = r->secret->version;
+	return NULL;
+}
+
+void request_credential(struct services *svc, struct conn *c, const struct credential_req *req)
+{
+	struct reply *r = conn_reply_new(c, WIRE_GET);
+	const char *why;
+
+	if (r == NULL) {
+		conn_close(c);
+		return;
+	}
+	init_event(r, "credential", conn_identity(c));
+	r->raw = true;
+	r->close_after = true;
+	r->flags = OP_AUDITED | OP_SECRET;
+	r->ev.name = req->name;
+	r->ev.name_len = strlen(req->name);
+	r->ev.unit = req->unit;
+	why = credential_decide(svc, c, req, r);
+	if (why == NULL) {
+		r->ev.decision = "allow";
+		r->resp.status = WIRE_OK;
+	} else {
+		/*
+		 * systemd cannot be told: it stores an empty credential, so the
+		 * unit's guard (test -s) is what fails it.  Say so here.
+		 */
+		log_warn("credential %s for unit %s refused: %s", req->name, req->unit, why);
+		r->ev.decision = strcmp(why, "not found") == 0 || strcmp(why, "out of memory") == 0
+					 ? "error" : "deny";
+		r->ev.error = why;
+		r->resp.status = WIRE_DENIED;
+	}
+	submit(svc, r, true);
+}
+
 void request_refuse_framing(struct services *svc, struct conn *c, int wire_err)
 {
 	struct reply *r = conn_reply_new(c, WIRE_PING);
@@ -340,6 +449,8 @@ void request_refuse_conn(struct services *svc, struct conn *c, const char *why)
 		conn_close(c);
 		return;
 	}
+	metrics_conn_refused(svc->metrics, strcmp(why, "too many connections to the broker") == 0
+						    ? METRICS_REFUSED_TOTAL : METRICS_REFUSED_PEER);
 	init_event(r, "connect", id);
 	reply_error(r, WIRE_RATE_LIMITED, "%s", why);
 	r->ev.decision = "deny";

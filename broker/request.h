@@ -32,6 +32,14 @@ void request_refuse_framing(struct services *svc, struct conn *c, int wire_err);
 /* A connection over a limit: one answer, then close. */
 void request_refuse_conn(struct services *svc, struct conn *c, const char *why);
 
+/*
+ * A systemd credential request (credential.c recognised the connection):
+ * the bare value of systemd/UNIT/ID if the policy permits it, or nothing;
+ * audited either way (op "credential"), then the connection is closed.
+ */
+struct credential_req;
+void request_credential(struct services *svc, struct conn *c, const struct credential_req *req);
+
 /* The reply of a deferred request is decided: encode, audit, queue; and its
  * connection may take its next request. */
 void request_decided(struct services *svc, struct reply *r);

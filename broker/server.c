@@ -19,7 +19,9 @@
 
 #include "conn.h"
 #include "listen.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
 #include "services.h"
 #include "watch.h"
@@ -34,6 +36,8 @@ struct server {
 	uv_timer_t tick;
 	struct audit *audit;
 	struct vault_writer *vault_writer;
+	const struct notify *notify;
+	struct http_server *http; /* --metrics-listen; NULL when off or stopped */
 	bool handles_closed;
 };
 
@@ -41,7 +45,7 @@ static void maybe_finish_shutdown(struct server *s)
 {
 	struct services *svc = &s->svc;
 
-	if (!svc->stopping || s->handles_closed || svc->nconns > 0 ||
+	if (!svc->stopping || s->handles_closed || svc->nconns > 0 || s->http != NULL ||
 	    !writer_idle(svc->writer) || !gate_idle(svc->gate))
 		return;
 	s->handles_closed = true;
@@ -71,6 +75,66 @@ static void on_checkpoint(void *arg, const uint8_t *blob, size_t len)
 	writer_checkpoint(s->svc.writer, blob, len);
 }
 
+static void on_http_stopped(void *arg)
+{
+	struct server *s = arg;
+
+	s->http = NULL;
+	maybe_finish_shutdown(s);
+}
+
+/* GET /metrics: counts only (metrics.h). */
+static int render_metrics(void *arg, char **body, size_t *len)
+{
+	struct server *s = arg;
+
+	return metrics_render(s->svc.metrics, SECRETD_VERSION, body, len);
+}
+
+/* GET /healthz: 200 while the broker can serve and audit. */
+static int health(void *arg, char *reason, size_t reason_size)
+{
+	struct server *s = arg;
+
+	if (s->svc.stopping) {
+		snprintf(reason, reason_size, "shutting down");
+		return -1;
+	}
+	if (!gate_healthy(s->svc.gate)) {
+		snprintf(reason, reason_size, "audit log cannot be written: %s",
+			 audit_problem(s->audit));
+		return -1;
+	}
+	return 0;
+}
+
+static int start_metrics(struct server *s)
+{
+	struct http_config hc = {
+		.listen = s->svc.cfg->metrics_listen,
+		.metrics = render_metrics,
+		.health = health,
+		.arg = s,
+	};
+	char err[256];
+
+	if (hc.listen == NULL)
+		return 0;
+	if (http_start(&s->loop, &hc, &s->http, err, sizeof(err)) != 0) {
+		log_err("metrics-listen %s: %s", hc.listen, err);
+		s->http = NULL;
+		return -1;
+	}
+	log_info("metrics and health on %s", hc.listen);
+	return 0;
+}
+
+static void note_metrics(struct server *s)
+{
+	metrics_audit_state(s->svc.metrics, gate_healthy(s->svc.gate));
+	metrics_audit_records(s->svc.metrics, audit_last_seq(s->audit));
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct server *s = t->data;
@@ -83,6 +147,7 @@ static void on_tick(uv_timer_t *t)
 	limits_sweep(svc->limits, uv_now(&s->loop));
 	conns_sweep(svc);
 	request_record_refusals(svc);
+	note_metrics(s);
 }
 
 static void reload(struct server *s)
@@ -112,8 +177,12 @@ static void on_signal(uv_signal_t *sig, int signum)
 		return;
 	log_info("signal %d: finishing requests in flight, then exiting", signum);
 	s->svc.stopping = true;
+	if (s->notify != NULL)
+		(void)notify_send(s->notify, "STOPPING=1");
 	listener_close(s->listener);
 	s->listener = NULL;
+	if (s->http != NULL)
+		http_stop(s->http, on_http_stopped, s);
 	conns_stop(&s->svc);
 	maybe_finish_shutdown(s);
 }
@@ -219,7 +288,9 @@ static int init_services(struct server *s, const struct server_parts *parts)
 	svc->limits = limits_new(&lc);
 	svc->buffers = buffers_new(BUFFERS_BUDGET, BUFFERS_REPLY_RESERVE);
 	svc->hub = watch_hub_new();
-	return svc->limits != NULL && svc->buffers != NULL && svc->hub != NULL ? 0 : -1;
+	svc->metrics = metrics_new();
+	return svc->limits != NULL && svc->buffers != NULL && svc->hub != NULL &&
+			       svc->metrics != NULL ? 0 : -1;
 }
 
 int server_run(struct server_parts *parts)
@@ -235,6 +306,7 @@ int server_run(struct server_parts *parts)
 	}
 	s->audit = parts->audit;
 	s->vault_writer = parts->writer;
+	s->notify = parts->notify;
 	if (init_services(s, parts) != 0 || uv_loop_init(&s->loop) != 0) {
 		log_err("cannot set up the event loop");
 		close(parts->listen_fd);
@@ -247,8 +319,13 @@ int server_run(struct server_parts *parts)
 			close(parts->listen_fd);
 		goto out;
 	}
+	if (start_metrics(s) != 0)
+		goto out;
+	note_metrics(s);
 	log_info("serving on %s (%zu policy rules, audit-sync %s)", s->svc.cfg->socket,
 		 policy_rule_count(s->svc.policy), s->svc.cfg->audit_sync_always ? "always" : "batch");
+	if (s->notify != NULL && notify_send(s->notify, "READY=1") != 0)
+		log_warn("telling the service manager we are ready failed");
 	rc = uv_run(&s->loop, UV_RUN_DEFAULT);
 	if (rc != 0)
 		log_warn("the event loop stopped with work left");
@@ -270,6 +347,7 @@ out_noloop:
 	writer_free(s->svc.writer);
 	gate_free(s->svc.gate);
 	watch_hub_free(s->svc.hub);
+	metrics_free(s->svc.metrics);
 	free(s);
 	return ret;
 }

@@ -8,6 +8,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "notify.h"
 #include "policy.h"
 #include "vault.h"
 
@@ -18,6 +19,7 @@ struct server_parts {
 	struct audit *audit;
 	struct policy *policy; /* the server owns it from here on */
 	int listen_fd;         /* bound and listening (before privileges drop) */
+	const struct notify *notify; /* READY=1 once serving, STOPPING=1 at the end */
 };
 
 /*

@@ -25,6 +25,7 @@
 
 struct conn;
 struct watch_hub;
+struct metrics;
 TAILQ_HEAD(conn_list, conn);
 
 struct services {
@@ -38,6 +39,7 @@ struct services {
 	struct buffers *buffers;
 	struct refusals refusals;
 	struct watch_hub *hub;
+	struct metrics *metrics;  /* counts only, for --metrics-listen */
 	struct identity self;    /* the broker, for its own records */
 	char banner[64];
 	bool stopping;

@@ -33,6 +33,8 @@
 #include <secretd/names.h>
 #include <secretd/wire.h>
 
+#include "lockfile.h"
+
 #define SCHEMA_VERSION 1
 #define FORMAT_TAG "secretd-vault"
 #define APPLICATION_ID 0x53445654 /* "SDVT": lets file(1) and us spot a vault */
@@ -88,6 +90,7 @@ struct secret_box {
 
 struct vault {
 	sqlite3 *db;
+	int lock_fd;     /* holds PATH.lock (lockfile.c); -1 when opened for reading */
 	struct secret_pool *pool;
 	char *path;
 	uint8_t id[ID_LEN];
@@ -892,8 +895,13 @@ static int prepare_reader(struct vault *v, char *err, size_t errlen)
 	return VAULT_OK;
 }
 
-int vault_open(const char *path, const uint8_t master[VAULT_KEY_LEN],
-	       struct vault **out, char *err, size_t errlen)
+/*
+ * lock: take PATH.lock for the life of the struct (a broker); without it
+ * (a reader such as audit-verify) the vault can be read beside a broker
+ * that holds it, SQLite's WAL keeping the two consistent.
+ */
+static int open_vault(const char *path, const uint8_t master[VAULT_KEY_LEN], bool lock,
+		      struct vault **out, char *err, size_t errlen)
 {
 	struct vault *v = NULL;
 	int rc = VAULT_E_NOMEM;
@@ -905,11 +913,18 @@ int vault_open(const char *path, const uint8_t master[VAULT_KEY_LEN],
 		goto out;
 	}
 	v = calloc(1, sizeof(*v));
+	if (v != NULL)
+		v->lock_fd = -1;
 	if (v == NULL || (v->path = strdup(path)) == NULL || (v->pool = pool_new()) == NULL) {
 		set_err(err, errlen, "vault %s: out of memory", path);
 		goto out;
 	}
 	rc = check_file(path, err, errlen);
+	if (rc == VAULT_OK && lock) {
+		/* Before SQLite opens it: a second broker must not even replay the WAL. */
+		v->lock_fd = lockfile_take(path, "vault", err, errlen);
+		rc = v->lock_fd >= 0 ? VAULT_OK : v->lock_fd == -EWOULDBLOCK ? VAULT_E_BUSY : VAULT_E_IO;
+	}
 	if (rc == VAULT_OK)
 		rc = db_open(path, &v->db, err, errlen);
 	if (rc == VAULT_OK)
@@ -929,6 +944,18 @@ out:
 	return rc;
 }
 
+int vault_open(const char *path, const uint8_t master[VAULT_KEY_LEN],
+	       struct vault **out, char *err, size_t errlen)
+{
+	return open_vault(path, master, true, out, err, errlen);
+}
+
+int vault_open_reader(const char *path, const uint8_t master[VAULT_KEY_LEN],
+		      struct vault **out, char *err, size_t errlen)
+{
+	return open_vault(path, master, false, out, err, errlen);
+}
+
 void vault_close(struct vault *v)
 {
 	if (v == NULL)
@@ -939,6 +966,7 @@ void vault_close(struct vault *v)
 	sqlite3_finalize(v->st_versions);
 	sqlite3_finalize(v->st_ckpt);
 	sqlite3_close(v->db);
+	lockfile_release(v->lock_fd); /* after SQLite let go of the file */
 	keyring_free(&v->kr);
 	pool_close(v->pool);
 	free(v->path);
@@ -1138,6 +1166,11 @@ int vault_writer_open(struct vault *v, unsigned keep_versions,
 	}
 	w->v = v;
 	w->keep = keep_versions > 0 ? keep_versions : VAULT_DEFAULT_KEEP;
+	if (v->lock_fd < 0) {
+		set_err(err, errlen, "vault %s: opened for reading only", v->path);
+		rc = VAULT_E_BUSY;
+		goto out;
+	}
 	rc = db_open(v->path, &w->db, err, errlen);
 	if (rc == VAULT_OK)
 		rc = read_vault_id(w->db, v->path, id, err, errlen);
@@ -1418,6 +1451,8 @@ const char *vault_strerror(int err)
 		return "not a secretd vault, or an unknown format";
 	case VAULT_E_TOOBIG:
 		return "value too large";
+	case VAULT_E_BUSY:
+		return "the vault is in use by another secretd";
 	default:
 		return "unknown vault error";
 	}

@@ -29,6 +29,7 @@ enum vault_err {
 	VAULT_E_EXISTS = -6,    /* create: the file is already there */
 	VAULT_E_FORMAT = -7,    /* not a secretd vault, or unknown schema */
 	VAULT_E_TOOBIG = -8,    /* value larger than WIRE_MAX_VALUE */
+	VAULT_E_BUSY = -9,      /* another process holds the vault's lock */
 };
 
 struct vault;
@@ -47,10 +48,20 @@ int vault_create(const char *path, const uint8_t master[VAULT_KEY_LEN],
 
 /*
  * Open an existing vault and unwrap its data key with master.  The master
- * key is not kept: the caller may wipe it after this returns.
+ * key is not kept: the caller may wipe it after this returns.  Takes an
+ * exclusive lock (PATH.lock, lockfile.h) for the life of the struct, so a
+ * second broker on the same vault gets VAULT_E_BUSY and err names the
+ * holder.
  */
 int vault_open(const char *path, const uint8_t master[VAULT_KEY_LEN],
 	       struct vault **out, char *err, size_t errlen);
+/*
+ * The same without the lock, for tools that only read (audit-verify reads
+ * the checkpoint of a vault a broker may be serving); such a vault cannot
+ * get a writer.
+ */
+int vault_open_reader(const char *path, const uint8_t master[VAULT_KEY_LEN],
+		      struct vault **out, char *err, size_t errlen);
 void vault_close(struct vault *v);
 
 /* Read one version (0 = latest) of name into *out. */

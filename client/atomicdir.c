@@ -82,8 +82,12 @@ static void remove_other_setdirs(int dirfd, const char *keep)
 	size_t n = 0;
 	bool more = true;
 
-	/* Collect first, then remove: removing while readdir runs may skip names. */
-	while (more) {
+	/*
+	 * Collect first, then remove: removing while readdir runs may skip
+	 * names.  Bounded, so that entries that cannot be removed (a file
+	 * named like a set) cannot keep it going.
+	 */
+	for (int round = 0; more && round < 64; round++) {
 		int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 
@@ -95,14 +99,16 @@ static void remove_other_setdirs(int dirfd, const char *keep)
 		n = 0;
 		more = false;
 		while ((de = readdir(d)) != NULL) {
+			size_t len = strlen(de->d_name);
+
 			if (!adir_is_setdir(de->d_name) || strcmp(de->d_name, keep) == 0 ||
-			    strlen(de->d_name) >= SETDIR_SIZE)
+			    len >= SETDIR_SIZE)
 				continue;
 			if (n == sizeof(names) / sizeof(names[0])) {
 				more = true;
 				break;
 			}
-			snprintf(names[n++], SETDIR_SIZE, "%s", de->d_name);
+			memcpy(names[n++], de->d_name, len + 1);
 		}
 		closedir(d);
 		for (size_t i = 0; i < n; i++)

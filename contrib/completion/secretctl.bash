@@ -15,7 +15,7 @@ _secretctl() {
 		cword=$COMP_CWORD
 	fi
 
-	local commands="get put list rm whoami inject ping help"
+	local commands="get put list rm whoami inject watch exec ping help"
 	local i cmd=""
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
@@ -56,17 +56,43 @@ _secretctl() {
 	put)
 		case $prev in
 		--from-file) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+		--generate) return ;;
+		--charset) mapfile -t COMPREPLY < <(compgen -W "alnum base64 hex" -- "$cur"); return ;;
 		esac
-		opts="--from-file --help"
+		opts="--from-file --generate --charset --help"
 		;;
 	inject)
 		case $prev in
 		--dir) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
 		--owner) return ;; # numeric UID:GID; ":" is a word break for bash
 		--mode) mapfile -t COMPREPLY < <(compgen -W "0400 0440 0444 0600 0640" -- "$cur"); return ;;
+		--on-change) mapfile -t COMPREPLY < <(compgen -c -- "$cur"); return ;;
+		--signal) mapfile -t COMPREPLY < <(compgen -W "HUP USR1 USR2 TERM INT QUIT WINCH" -- "$cur"); return ;;
+		--pid-file) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
 		esac
-		opts="--dir --owner --mode --allow-disk --help"
+		opts="--dir --owner --mode --allow-disk --watch --on-change --signal --pid-file --help"
 		;;
+	exec)
+		# After "--" the words are CMD and its arguments: complete commands, then files.
+		for ((i = 1; i < cword; i++)); do
+			if [[ ${words[i]} == -- ]]; then
+				if ((cword == i + 1)); then
+					mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+				else
+					mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+				fi
+				return
+			fi
+		done
+		case $prev in
+		--dir) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
+		--env | --owner) return ;;
+		--mode) mapfile -t COMPREPLY < <(compgen -W "0400 0440 0444 0600 0640" -- "$cur"); return ;;
+		--signal) mapfile -t COMPREPLY < <(compgen -W "HUP USR1 USR2 TERM INT QUIT WINCH" -- "$cur"); return ;;
+		esac
+		opts="--env --dir --owner --mode --allow-disk --watch --restart --signal -- --help"
+		;;
+	watch) opts="--help" ;;
 	list | rm | whoami | ping) opts="--help" ;;
 	*) return ;;
 	esac

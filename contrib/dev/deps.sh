@@ -8,6 +8,9 @@ packages=(
   libsodium-dev libsqlite3-dev libuv1-dev libcap-ng-dev libcmocka-dev
   runc busybox-static util-linux python3 python3-yaml file sqlite3 procps
   systemd groff-base man-db strace
+  mmdebstrap
+  podman docker.io docker-compose prometheus curl
+  etcd-server etcd-client libcurl4-openssl-dev libjansson-dev openssl
 )
 
 missing=()

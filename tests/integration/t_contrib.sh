@@ -78,6 +78,12 @@ decide deny "$POLICY_COPY" uid=1000 \
 decide permit "$POLICY_COPY" uid=10002 cgroup=/system.slice/docker-$OTHER64.scope read apps/web/db-password
 decide deny "$POLICY_COPY" uid=10003 cgroup=/system.slice/docker-$OTHER64.scope read apps/web/db-password
 decide permit "$POLICY_COPY" uid=0 cgroup=/system.slice/docker-$HEX64.scope read apps/legacy/x
+note "docker policy: both cgroup drivers, exact depth"
+decide permit "$POLICY_COPY" uid=10002 cgroup=/docker/$HEX64 read containers/$HEX64/api-token
+decide permit "$POLICY_COPY" uid=10002 cgroup=/docker/$OTHER64 read apps/web/db-password
+decide deny "$POLICY_COPY" uid=10002 cgroup=/docker/$HEX64/sub read containers/$HEX64/api-token
+decide deny "$POLICY_COPY" uid=10002 cgroup=/system.slice/docker-$HEX64.scope/sub read apps/web/db-password
+decide deny "$POLICY_COPY" uid=10003 cgroup=/docker/$OTHER64 read apps/web/db-password
 
 note "podman policy: rootless containers get their user's secrets only"
 check_policy "$C/podman/policy.conf"
@@ -85,6 +91,14 @@ RL=/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-$HEX64.scope
 decide permit "$POLICY_COPY" uid=100999 cgroup=$RL read users/1000/token
 decide deny "$POLICY_COPY" uid=100999 cgroup=$RL read containers/$HEX64/token
 decide permit "$POLICY_COPY" uid=10002 cgroup=/machine.slice/libpod-$HEX64.scope read containers/$HEX64/token
+note "podman policy: systemd (runc and crun) and cgroupfs managers, exact depth"
+for cg in /machine.slice/libpod-$HEX64.scope /machine.slice/libpod-$HEX64.scope/container /libpod_parent/libpod-$HEX64; do
+  decide permit "$POLICY_COPY" uid=10002 cgroup=$cg read containers/$HEX64/token
+  decide permit "$POLICY_COPY" uid=10002 cgroup=$cg read apps/web/x
+  decide deny "$POLICY_COPY" uid=10003 cgroup=$cg read apps/web/x
+  decide deny "$POLICY_COPY" uid=10002 cgroup=$cg/sub read apps/web/x
+done
+decide deny "$POLICY_COPY" uid=10002 cgroup=/machine.slice/libpod-conmon-$HEX64.scope/x read apps/web/x
 
 note "rules quoted in comments are rules of the policy.conf beside them"
 norm() { sed -E 's/^#[[:space:]]*//; s/[[:space:]]+/ /g; s/ $//'; }
@@ -197,14 +211,94 @@ if grep -rnE '(-v|hostPath|source|path:)[^#]*secretd\.sock' "$C/docker" "$C/podm
 fi
 for f in "$C/docker/run-example.sh" "$C/podman/run-example.sh"; do
   bash -n "$f" || fail "$f: syntax"
-  grep -qF 'SECRETD_MOUNT=/run/secretd:/run/secretd:ro' "$f" || fail "$f: no read-only folder mount"
+  grep -qF 'SECRETD_DIR=${SECRETD_DIR:-/run/secretd}' "$f" || fail "$f: socket folder not /run/secretd by default"
+  grep -qF 'SECRETD_MOUNT=$SECRETD_DIR:/run/secretd:ro' "$f" || fail "$f: no read-only folder mount"
 done
-grep -qF -- '- /run/secretd:/run/secretd:ro' "$C/docker/compose.yaml" || fail "compose.yaml: no read-only folder mount"
+grep -qF -- '- ${SECRETD_DIR:-/run/secretd}:/run/secretd:ro' "$C/docker/compose.yaml" || fail "compose.yaml: no read-only folder mount"
+note "no example relies on a named tmpfs volume (fresh and empty whenever no container holds it)"
+if grep -vE '^[[:space:]]*#' "$C/docker/compose.yaml" "$C"/*/run-example.sh | grep -nE 'type[=:] *tmpfs|volume create'; then
+  fail "an example injects into a tmpfs volume"
+fi
 for f in "$C/kubernetes/pod-inject.yaml" "$C/kubernetes/pod-get.yaml"; do
   grep -qF '{ name: secretd, mountPath: /run/secretd, readOnly: true }' "$f" || fail "$f: no read-only folder mount"
 done
 grep -qF 'medium: Memory' "$C/kubernetes/pod-inject.yaml" || fail "pod-inject.yaml: emptyDir not in memory"
 grep -qxF '      hostPID: true' "$C/kubernetes/secretd-daemonset.yaml" || fail "DaemonSet without hostPID"
+
+note "DaemonSet: node-critical, key from a Secret (not a hostPath), probes on /healthz, no ping"
+DS="$C/kubernetes/secretd-daemonset.yaml"
+python3 - "$DS" <<'PY' || fail "secretd-daemonset.yaml lacks what the README promises"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+ds = next(d for d in docs if d["kind"] == "DaemonSet")
+spec = ds["spec"]["template"]["spec"]
+bad = []
+def need(cond, what):
+    if not cond:
+        bad.append(what)
+need(spec.get("priorityClassName") == "system-node-critical", "priorityClassName")
+vols = {v["name"]: v for v in spec["volumes"]}
+need(vols["master-key"].get("secret", {}).get("secretName") == "secretd-master-key", "key from the Secret")
+need(vols["key"].get("emptyDir", {}).get("medium") == "Memory", "key copy in memory")
+for v in vols.values():
+    if "hostPath" in v:
+        need("secretd-key" not in v["hostPath"]["path"] and v["hostPath"]["path"] != "/etc/secretd",
+             "no key on a hostPath")
+broker = next(c for c in spec["containers"] if c["name"] == "secretd")
+args = broker["args"]
+need("--metrics-listen" in args, "--metrics-listen")
+need(args[args.index("--key-file") + 1] == "/run/secretd-key/master.key", "key-file is the memory copy")
+for probe in ("livenessProbe", "readinessProbe"):
+    p = broker[probe]
+    need(p.get("httpGet", {}).get("path") == "/healthz" and "exec" not in p, probe + " on /healthz")
+mounts = {m["name"]: m for c in spec["containers"] for m in c["volumeMounts"]}
+need(mounts["key"].get("readOnly") is True, "broker mounts the key read-only")
+prep = {m["name"]: m for m in spec["initContainers"][0]["volumeMounts"]}
+need(prep["master-key"].get("readOnly") is True, "Secret mounted read-only")
+need(any(c["name"] == "audit-rotate" for c in spec["containers"]), "audit-rotate sidecar")
+if bad:
+    sys.exit("missing: " + ", ".join(bad))
+PY
+
+note "the DaemonSet's audit-rotate script, run for real: rotates, signals, the chain verifies"
+python3 - "$DS" >"$T/rotate.sh" <<'PY'
+import sys, yaml
+ds = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "DaemonSet")
+c = next(c for c in ds["spec"]["template"]["spec"]["containers"] if c["name"] == "audit-rotate")
+print(c["command"][2])
+PY
+# Test scale: a 4000-byte threshold instead of 100 MiB (more than a fresh
+# file's first records, so that it rotates once), a 0.1 s period, this
+# test's log folder, and a broker binary of a name of its own, so that the
+# script can only ever signal this test's broker (others may be running).
+sed -i -e 's|^cd /var/log/secretd|cd "$LOGDIR"|' -e 's/sleep 60/sleep 0.1/' -e 's/104857600/4000/' \
+  -e 's/= secretd \]/= sdrotbroker ]/' -e "s/= 10001 \]/= $(id -u) ]/" "$T/rotate.sh"
+grep -q 'sdrotbroker' "$T/rotate.sh" && grep -q 'sleep 0.1' "$T/rotate.sh" || fail "rotate script not adapted"
+mkdir -p "$T/logs"
+cp "$SECRETD" "$T/sdrotbroker"
+"$SECRETD" init --vault "$T/rv.db" --key-file "$T/rk.key" >/dev/null
+RSOCK="$T/rot.sock"
+"$T/sdrotbroker" run --socket "$RSOCK" --vault "$T/rv.db" --key-file "$T/rk.key" \
+  --policy "$T/policy.conf" --audit-log "$T/logs/audit.log" >>"$T/broker.log" 2>&1 &
+BROKER_PID=$!
+wait_for "the broker for rotation" sh -c "'$CTL' -s '$RSOCK' ping >/dev/null"
+LOGDIR="$T/logs" sh "$T/rotate.sh" >"$T/rotate.out" 2>&1 &
+ROT=$!
+at_exit "kill $ROT 2>/dev/null"
+for i in $(seq 1 20); do "$CTL" -s "$RSOCK" ping >/dev/null || fail "ping $i"; done
+wait_for "a rotation" sh -c "ls '$T/logs' | grep -q '^audit.log\.2'"
+wait_for "a new audit.log after SIGHUP" sh -c "'$CTL' -s '$RSOCK' ping >/dev/null && test -s '$T/logs/audit.log'"
+# Its line comes just after the signal, which the broker may have acted on first.
+wait_for "the script's own line" grep -q "audit-rotate: audit.log\." "$T/rotate.out"
+kill "$ROT"
+wait "$ROT" 2>/dev/null || true
+ROTATED=$(ls "$T/logs" | grep '^audit.log\.2' | sort)
+assert_eq "$(wc -l <<<"$ROTATED")" 1 "one rotated file"
+# The broker's lock beside the log is not a rotated file: left as it is.
+[ -f "$T/logs/audit.log.lock" ] || fail "the rotation took audit.log.lock for a rotated file"
+stop_broker
+expect_status 0 "$SECRETD" audit-verify --key-file "$T/rk.key" --vault "$T/rv.db" \
+  "$T/logs/$ROTATED" "$T/logs/audit.log"
 
 note "YAML: no tabs, and it parses"
 YAMLS=$(find "$C" -name '*.yaml' -o -name '*.yml' | sort)

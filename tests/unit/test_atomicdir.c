@@ -101,6 +101,11 @@ static void set_reader(void)
 		long gen = -1;
 		bool gone = false;
 
+		/* ..data named a set removed just after the switch: start over. */
+		if (dfd < 0 && errno == ENOENT) {
+			retries++;
+			continue;
+		}
 		if (dfd < 0) {
 			fprintf(stderr, "reader: ..data: %s\n", strerror(errno));
 			_exit(2);

@@ -304,6 +304,21 @@ static void assert_ts_format(const char *line)
 	}
 }
 
+/* The parser reads a line back, and what it read builds the same body again. */
+static void assert_roundtrip(const char *line)
+{
+	static struct audit_parsed p;
+	static char body[AUDIT_RECORD_MAX];
+	size_t len = strlen(line), n;
+
+	if (!audit_record_parse(line, len, &p))
+		fail_msg("does not parse: %s", line);
+	n = audit_record_body(&p.ev, body, sizeof(body) - AUDIT_RECORD_SUFFIX_LEN);
+	assert_int_equal(n, p.body_len);
+	assert_memory_equal(body, line, n);
+	assert_false(audit_record_parse(line, len - 1, &p));
+}
+
 /* ---- an attacker who holds K_epoch ------------------------------------------- */
 
 static void key_for_epoch(uint64_t epoch, uint8_t k[32])
@@ -397,21 +412,22 @@ static void test_record_fields(void **state)
 	assert_int_equal(ls.n, 7);
 	assert_true(ls.last_complete);
 	for (size_t i = 0; i < ls.n; i++) {
+		assert_roundtrip(ls.l[i]);
 		assert_ts_format(ls.l[i]);
 		assert_true(strlen(ls.l[i]) < 4096);
 		assert_int_equal(num_field(ls.l[i], "seq"), (long long)i + 1);
 	}
 
 	key_sig(ls.l[0], sig, sizeof(sig));
-	/* the first record written into a file says so */
+	/* the first record written into a file says so, and names the chain before it */
 	assert_string_equal(sig, "ts:s seq:n op:s decision:s rule:n uid:n gid:n pid:n cgroup:s "
-			    "container:s pod:s file:s epoch:n chain:s");
+			    "container:s pod:s file:s prev:s epoch:n chain:s");
 	mask(ls.l[0], m, sizeof(m));
 	snprintf(expect, sizeof(expect),
 		 "{\"ts\":\"TS\",\"seq\":1,\"op\":\"start\",\"decision\":\"allow\",\"rule\":0,"
 		 "\"uid\":%u,\"gid\":%u,\"pid\":%d,\"cgroup\":\"\",\"container\":\"\",\"pod\":\"\","
-		 "\"file\":\"new\",\"epoch\":0,\"chain\":\"CHAIN\"}",
-		 (unsigned)getuid(), (unsigned)getgid(), (int)getpid());
+		 "\"file\":\"new\",\"prev\":\"%064d\",\"epoch\":0,\"chain\":\"CHAIN\"}",
+		 (unsigned)getuid(), (unsigned)getgid(), (int)getpid(), 0);
 	assert_string_equal(m, expect);
 
 	snprintf(idf, sizeof(idf), "\"uid\":1000,\"gid\":1001,\"pid\":4242,"
@@ -462,27 +478,36 @@ static void test_record_fields(void **state)
 static void test_escaping_and_bounds(void **state)
 {
 	struct audit *a = open_log(NULL, NULL, 0);
+	static char v[AUDIT_RECORD_MAX];
 	struct lines ls;
-	char v[2048], sig[1024];
+	char sig[1024];
 	const char nasty_name[] = "a\"b\\c";
 
 	(void)state;
 	snprintf(cgroup_buf, sizeof(cgroup_buf), "/a\"b\\c\n\x01\x7f\xff/\"},\"uid\":0");
 	append_get(a, nasty_name);
-	/* far too long, and every byte a control byte (6 bytes escaped) */
+	/* long, and every byte a control byte (6 bytes escaped): still whole */
 	memset(cgroup_buf, 0x01, 3000);
 	cgroup_buf[3000] = '\0';
 	append_get(a, "x");
 	memset(cgroup_buf, 'y', sizeof(cgroup_buf) - 1);
 	cgroup_buf[sizeof(cgroup_buf) - 1] = '\0';
 	append_get(a, "x");
+	/* a name past its bound (512 escaped bytes) is cut and marked */
+	memset(v, 0x02, 200);
+	v[200] = '\0';
+	append_get(a, v);
 	assert_int_equal(audit_close(a), 0);
 
 	read_lines(logpath, &ls);
-	assert_int_equal(ls.n, 5);
+	assert_int_equal(ls.n, 6);
+	assert_true(field(ls.l[4], "name", v, sizeof(v)));
+	assert_int_equal(strlen(v), 6 * 84 + 3);
+	assert_string_equal(v + strlen(v) - 9, "\\u0002...");
 	for (size_t i = 0; i < ls.n; i++) {
 		key_sig(ls.l[i], sig, sizeof(sig)); /* still one flat object each */
-		assert_true(strlen(ls.l[i]) + 1 <= 4096);
+		assert_roundtrip(ls.l[i]);
+		assert_true(strlen(ls.l[i]) + 1 <= AUDIT_RECORD_MAX);
 	}
 	assert_true(field(ls.l[1], "cgroup", v, sizeof(v)));
 	assert_string_equal(v, "/a\\\"b\\\\c\\u000a\\u0001\\u007f\\u00ff/\\\"},\\\"uid\\\":0");
@@ -490,12 +515,87 @@ static void test_escaping_and_bounds(void **state)
 	assert_non_null(strstr(ls.l[1], "\"name\":\"a\\\"b\\\\c\""));
 
 	assert_true(field(ls.l[2], "cgroup", v, sizeof(v)));
-	assert_true(strlen(v) <= 1024);
-	assert_true(strlen(v) > 1000);
-	assert_string_equal(v + strlen(v) - 9, "\\u0001...");
+	assert_int_equal(strlen(v), 6 * 3000);
+	for (size_t i = 0; i < 3000; i++)
+		assert_memory_equal(v + 6 * i, "\\u0001", 6);
 	assert_true(field(ls.l[3], "cgroup", v, sizeof(v)));
-	assert_int_equal(strlen(v), 1024);
-	assert_string_equal(v + 1018, "yyy...");
+	assert_int_equal(strlen(v), sizeof(cgroup_buf) - 1);
+	assert_null(strstr(v, "..."));
+	lines_free(&ls);
+	assert_verifies((const char *const[]){ logpath }, 1);
+}
+
+/* Fields added for credentials and fleet sync appear only when set. */
+static void test_unit_and_revision(void **state)
+{
+	struct audit *a = open_log(NULL, NULL, 0);
+	struct audit_event ev = {
+		.op = "credential", .name = "systemd/web.service/db", .name_len = 22,
+		.version = 2, .decision = "allow", .rule = 1, .who = &who, .count = -1,
+		.unit = "web.service",
+	};
+	struct lines ls;
+	char sig[1024];
+
+	(void)state;
+	assert_int_equal(audit_append(a, &ev), 0);
+	ev = (struct audit_event){ .op = "sync", .version = -1, .decision = "allow",
+				   .who = &who, .count = 3, .revision = 41 };
+	assert_int_equal(audit_append(a, &ev), 0);
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	assert_int_equal(ls.n, 4);
+	key_sig(ls.l[1], sig, sizeof(sig));
+	assert_string_equal(sig, "ts:s seq:n op:s name:s version:n decision:s rule:n uid:n gid:n "
+			    "pid:n cgroup:s container:s pod:s unit:s epoch:n chain:s");
+	assert_non_null(strstr(ls.l[1], "\"pod\":\"\",\"unit\":\"web.service\","));
+	key_sig(ls.l[2], sig, sizeof(sig));
+	assert_string_equal(sig, "ts:s seq:n op:s decision:s rule:n uid:n gid:n pid:n cgroup:s "
+			    "container:s pod:s count:n revision:n epoch:n chain:s");
+	assert_int_equal(num_field(ls.l[2], "revision"), 41);
+	for (size_t i = 0; i < ls.n; i++)
+		assert_roundtrip(ls.l[i]);
+	lines_free(&ls);
+	assert_verifies((const char *const[]){ logpath }, 1);
+}
+
+/*
+ * Two deep cgroups that differ only past the first kilobyte: each record
+ * holds its caller's whole path, so they never look alike.
+ */
+static void test_deep_cgroups_told_apart(void **state)
+{
+	static char v[AUDIT_RECORD_MAX], want[sizeof(cgroup_buf)];
+	struct audit *a = open_log(NULL, NULL, 0);
+	struct lines ls;
+	size_t n = sizeof(cgroup_buf) - 1; /* the longest path cgroup.c takes */
+
+	(void)state;
+	for (size_t i = 0; i < n; i++)
+		cgroup_buf[i] = i % 16 == 0 ? '/' : 'a' + (char)(i % 7);
+	cgroup_buf[n - 1] = '1';
+	cgroup_buf[n] = '\0';
+	append_get(a, "x");
+	cgroup_buf[n - 1] = '2';
+	append_get(a, "x");
+	/* a short one that differs late, escaped bytes and all */
+	snprintf(cgroup_buf, sizeof(cgroup_buf), "/%01500d\x01\xff/end", 0);
+	append_get(a, "x");
+	assert_int_equal(audit_close(a), 0);
+
+	read_lines(logpath, &ls);
+	assert_int_equal(ls.n, 5);
+	assert_true(field(ls.l[1], "cgroup", v, sizeof(v)));
+	assert_int_equal(strlen(v), n);
+	assert_int_equal(v[n - 1], '1');
+	assert_true(field(ls.l[2], "cgroup", v, sizeof(v)));
+	assert_int_equal(strlen(v), n);
+	assert_int_equal(v[n - 1], '2');
+	assert_true(field(ls.l[3], "cgroup", v, sizeof(v)));
+	snprintf(want, sizeof(want), "/%01500d\\u0001\\u00ff/end", 0);
+	assert_string_equal(v, want);
+	for (size_t i = 0; i < ls.n; i++)
+		assert_roundtrip(ls.l[i]);
 	lines_free(&ls);
 	assert_verifies((const char *const[]){ logpath }, 1);
 }
@@ -659,6 +759,8 @@ static void test_removed_file_degrades(void **state)
 	assert_int_equal(audit_close(a), 0);
 	read_lines(logpath, &ls);
 	assert_int_equal(ls.n, 3);
+	for (size_t i = 0; i < ls.n; i++)
+		assert_roundtrip(ls.l[i]);
 	assert_non_null(strstr(ls.l[0], "\"op\":\"degraded\""));
 	assert_int_equal(num_field(ls.l[0], "seq"), 3);
 	assert_int_equal(num_field(ls.l[0], "refused"), 2);
@@ -885,6 +987,108 @@ static void test_tamper_delete_first(void **state)
 	assert_broken("audit.log:1: seq 4: the first record given is not the first", NULL);
 }
 
+/*
+ * The head of a log cut off and its new first record forged as the start of
+ * a file: "file":"new" and the chain value of the record it replaces.  Found
+ * with or without the vault's checkpoint.
+ */
+static void test_tamper_forged_file_start(void **state)
+{
+	uint8_t blob[AUDIT_CHECKPOINT_MAX];
+	struct audit *a = open_log(NULL, NULL, 0);
+	struct lines ls;
+	char body[4200], report[1024];
+	size_t len;
+
+	(void)state;
+	for (int i = 0; i < 10; i++)
+		append_get(a, "app/db/password");
+	len = sync_now(a, blob); /* checkpoint at seq 11 */
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	assert_int_equal(ls.n, 12);
+	drop_first_lines(&ls, 4); /* seq 1..4 gone; seq 5 comes first */
+	body_with(ls.l[0], "\"epoch\":0", "\"file\":\"new\",\"epoch\":0", body, sizeof(body));
+	snprintf(body + strlen(body), sizeof(body) - strlen(body), "%s",
+		 strstr(ls.l[0], ",\"chain\":"));
+	set_line(&ls, 0, body);
+	write_lines(logpath, &ls);
+	lines_free(&ls);
+	assert_broken("audit.log:1: seq 5:", NULL);
+	assert_int_equal(verify_files((const char *const[]){ logpath }, 1, blob, len, report,
+				      sizeof(report)), 1);
+	assert_non_null(strstr(report, "audit.log:1: seq 5:"));
+}
+
+/*
+ * Whoever holds the current epoch's key can forge a file start and re-seal
+ * what follows, which verifies on its own (the limit of forward security),
+ * but not against the vault's checkpoint: the chain value there changed.
+ */
+static void test_tamper_file_start_with_current_key(void **state)
+{
+	uint8_t blob[AUDIT_CHECKPOINT_MAX];
+	struct audit *a = open_log(NULL, NULL, 0);
+	struct lines ls;
+	char body[4200], prev[80], with[200], report[1024];
+	size_t len;
+
+	(void)state;
+	for (int i = 0; i < 10; i++)
+		append_get(a, "app/db/password");
+	len = sync_now(a, blob); /* checkpoint at seq 11, its file begun at seq 1 */
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	assert_true(field(ls.l[3], "chain", prev, sizeof(prev)));
+	snprintf(with, sizeof(with), "\"file\":\"new\",\"prev\":\"%s\",\"epoch\":0", prev);
+	body_with(ls.l[4], "\"epoch\":0", with, body, sizeof(body));
+	reseal(&ls, 4, body, 0);
+	for (size_t i = 5; i < ls.n; i++) {
+		body_with(ls.l[i], NULL, NULL, body, sizeof(body));
+		reseal(&ls, i, body, 0);
+	}
+	drop_first_lines(&ls, 4);
+	write_lines(logpath, &ls);
+	lines_free(&ls);
+	assert_verifies((const char *const[]){ logpath }, 1);
+	assert_int_equal(verify_files((const char *const[]){ logpath }, 1, blob, len, report,
+				      sizeof(report)), 1);
+	assert_non_null(strstr(report, "audit.log:7: seq 11: does not match the vault's "
+			       "checkpoint"));
+}
+
+/* A file start of an older secretd (no "prev") cannot begin a verification. */
+static void test_file_start_without_prev(void **state)
+{
+	char old[160], report[1024];
+	struct audit *a = open_log(NULL, NULL, 0);
+	struct lines ls;
+	char *p, *end;
+
+	(void)state;
+	snprintf(old, sizeof(old), "%s/audit.log.1", dir);
+	append_get(a, "a");
+	assert_int_equal(rename(logpath, old), 0);
+	assert_int_equal(audit_reopen(a), 0);
+	append_get(a, "b");
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	p = strstr(ls.l[0], ",\"prev\":\"");
+	assert_non_null(p);
+	end = strchr(p + 9, '"');
+	memmove(p, end + 1, strlen(end + 1) + 1);
+	write_lines(logpath, &ls);
+	lines_free(&ls);
+	assert_int_equal(verify_files((const char *const[]){ logpath }, 1, NULL, 0, report,
+				      sizeof(report)), 1);
+	assert_non_null(strstr(report, "seq 3: the first record given begins a file but does not "
+			       "name the chain before it"));
+	/* with the earlier file it is an ordinary record whose MAC now fails */
+	assert_int_equal(verify_files((const char *const[]){ old, logpath }, 2, NULL, 0, report,
+				      sizeof(report)), 1);
+	assert_non_null(strstr(report, "seq 3: chain MAC mismatch"));
+}
+
 static void test_tamper_delete_last(void **state)
 {
 	struct lines ls;
@@ -1054,6 +1258,7 @@ static void test_torn_last_line(void **state)
 	assert_int_equal(audit_close(a), 0);
 	read_lines(logpath, &ls);
 	assert_int_equal(ls.n, 5);
+	assert_roundtrip(ls.l[3]);
 	assert_int_equal(num_field(ls.l[3], "torn_bytes"), 12);
 	assert_int_equal(num_field(ls.l[3], "seq"), 4);
 	lines_free(&ls);
@@ -1207,6 +1412,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_record_fields),
 		T(test_escaping_and_bounds),
+		T(test_deep_cgroups_told_apart),
+		T(test_unit_and_revision),
 		T(test_bad_arguments),
 		T(test_file_mode_and_symlink),
 		T(test_restart_continues),
@@ -1221,6 +1428,9 @@ int main(void)
 		T(test_tamper_edit),
 		T(test_tamper_delete),
 		T(test_tamper_delete_first),
+		T(test_tamper_forged_file_start),
+		T(test_tamper_file_start_with_current_key),
+		T(test_file_start_without_prev),
 		T(test_tamper_delete_last),
 		T(test_tamper_insert_copy),
 		T(test_tamper_swap),

@@ -128,6 +128,30 @@ static void test_reason_does_not_echo(void **state)
 	}
 }
 
+/* Watch patterns: the name rule with '*' allowed, and nothing else added. */
+static void test_patterns(void **state)
+{
+	static const char *const good[] = { "a", "app/*", "**", "app/**", "a/*/b", "*x*", "db/x" };
+	static const char *const bad[] = { "", "a//b", "/a", "a/", "a/./b", "../x", "a b",
+					   "a?", "a\n", "a[b]" };
+	char buf[257];
+	const char *why;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(pattern_valid(good[i], strlen(good[i]), NULL));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		assert_false(pattern_valid(bad[i], strlen(bad[i]), &why));
+		assert_non_null(why);
+	}
+	/* '*' stays out of names */
+	assert_false(name_valid("app/*", 5, NULL));
+	memset(buf, '*', sizeof(buf));
+	assert_true(pattern_valid(buf, 255, NULL));
+	assert_false(pattern_valid(buf, 256, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -135,6 +159,7 @@ int main(void)
 		cmocka_unit_test(test_lengths),
 		cmocka_unit_test(test_explicit_length),
 		cmocka_unit_test(test_reason_does_not_echo),
+		cmocka_unit_test(test_patterns),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
