@@ -12,17 +12,20 @@
  * each client keeps exactly one request in flight (no pipelining).  Every
  * request's latency, from the first byte sent (or the connect) to the last
  * byte of the answer, goes into its own slot of an array allocated up front,
- * so the hot loop does not allocate.  A non-OK answer counts as an error and
- * keeps the connection; an I/O error or a malformed answer counts as an
- * error and replaces the connection, since the stream can no longer be
- * trusted.  When nothing at all progresses for 30 s the run is abandoned and
+ * so the hot loop does not allocate.  A non-OK answer (RATE_LIMITED, DENIED,
+ * NOT_FOUND, ...) counts as an error and keeps the connection; an I/O error
+ * or a malformed answer counts as an error and replaces the connection,
+ * since the stream can no longer be trusted.  When nothing at all progresses for 30 s the run is abandoned and
  * every unfinished request counts as an error, so a stuck broker never hangs
  * the benchmark.
  *
  * Output: a summary line, a latency line, and last, exactly
  *   rps=<requests per second, 1 decimal> p50_us=<int> p99_us=<int> errors=<int>
- * where rps counts every request (failed ones too) over the wall-clock time
- * of the run and the percentiles are over the successful requests only.
+ * where rps counts only the successful (OK) answers over the wall-clock time
+ * of the run and the percentiles are over the successful requests only.  A
+ * refusal is answered fast, so counting refusals would measure the rate
+ * limiter, not the broker: when any request failed, one line on stderr
+ * says so and breaks the errors down by status.
  * Exit status: 0 when every request succeeded, 1 when any failed (the line
  * is printed all the same) or the run could not start, 2 for a usage error.
  */
@@ -92,6 +95,9 @@ struct bench {
 	size_t next;     /* the next request to hand out */
 	size_t done;     /* requests finished, well or badly */
 	size_t errors;
+	size_t by_status[256]; /* non-OK answers, by their status byte */
+	size_t broken;   /* I/O errors, hangups, malformed answers, failed connects */
+	size_t unfinished; /* abandoned when nothing progressed */
 	size_t retrying; /* clients in ST_RETRY */
 	bool progress;   /* something moved since the last look at the clock */
 	bool told;       /* the first connect failure has been reported */
@@ -232,12 +238,19 @@ static int conn_finish(struct bench *b, struct client *c)
 	return watch(b, c, EPOLLIN);
 }
 
-/* Record c's request as finished: 0 OK, 1 non-OK answer, -1 broken stream. */
+/*
+ * Record c's request as finished: rc is 0 for OK, the status byte of a
+ * non-OK answer, or -1 for a broken stream.
+ */
 static void finish(struct bench *b, struct client *c, int rc)
 {
 	b->lat_ns[c->idx] = rc == 0 ? now_ns() - c->t0 : FAILED;
 	if (rc != 0)
 		b->errors++;
+	if (rc > 0)
+		b->by_status[rc & 0xff]++;
+	else if (rc < 0)
+		b->broken++;
 	b->done++;
 	b->progress = true;
 	c->busy = false;
@@ -330,7 +343,7 @@ static int recv_more(struct bench *b, struct client *c)
 	}
 }
 
-/* The verdict on a whole answer frame, as for finish(). */
+/* The verdict on a whole answer frame, as for finish(): 0, a status, -1. */
 static int answer(const struct client *c)
 {
 	struct wire_response resp;
@@ -339,7 +352,7 @@ static int answer(const struct client *c)
 				 c->in_len - WIRE_HEADER_SIZE, &resp) != 0 ||
 	    resp.type != WIRE_GET)
 		return -1;
-	return resp.status == WIRE_OK ? 0 : 1;
+	return resp.status;
 }
 
 /*
@@ -445,7 +458,8 @@ static void give_up(struct bench *b)
 {
 	fprintf(stderr, "secretd-bench: no progress for %d s, giving up\n",
 		IDLE_TIMEOUT_SEC);
-	b->errors += b->requests - b->done;
+	b->unfinished = b->requests - b->done;
+	b->errors += b->unfinished;
 	b->done = b->requests;
 }
 
@@ -507,20 +521,71 @@ static uint64_t pct_us(const uint64_t *sorted, size_t n, double p)
 	return (sorted[rank - 1] + 500) / 1000;
 }
 
+static const char *status_name(unsigned st)
+{
+	switch (st) {
+	case WIRE_ERROR: return "ERROR";
+	case WIRE_INVALID: return "INVALID";
+	case WIRE_NOT_FOUND: return "NOT_FOUND";
+	case WIRE_DENIED: return "DENIED";
+	case WIRE_UNAVAILABLE: return "UNAVAILABLE";
+	case WIRE_RATE_LIMITED: return "RATE_LIMITED";
+	default: return NULL;
+	}
+}
+
+/*
+ * Failures must not pass unnoticed in a throughput figure: one line on
+ * stderr with how many requests failed and why, e.g.
+ *   secretd-bench: WARNING: 93674 of 100000 requests failed (RATE_LIMITED=93674);
+ *   rps counts only the 6326 successful answers
+ */
+static void warn_errors(const struct bench *b, size_t ok)
+{
+	const char *sep = "";
+
+	if (b->errors == 0)
+		return;
+	fprintf(stderr, "secretd-bench: WARNING: %zu of %zu requests failed (",
+		b->errors, b->requests);
+	for (unsigned st = 1; st < 256; st++) {
+		const char *nm = status_name(st);
+
+		if (b->by_status[st] == 0)
+			continue;
+		if (nm != NULL)
+			fprintf(stderr, "%s%s=%zu", sep, nm, b->by_status[st]);
+		else
+			fprintf(stderr, "%sstatus_%u=%zu", sep, st, b->by_status[st]);
+		sep = " ";
+	}
+	if (b->broken > 0) {
+		fprintf(stderr, "%sbroken=%zu", sep, b->broken);
+		sep = " ";
+	}
+	if (b->unfinished > 0)
+		fprintf(stderr, "%sunfinished=%zu", sep, b->unfinished);
+	fprintf(stderr, "); rps counts only the %zu successful answers\n", ok);
+	fflush(stderr);
+}
+
 static void report(struct bench *b, uint64_t elapsed_ns)
 {
 	size_t ok = 0;
 	double secs = (double)elapsed_ns / 1e9;
-	double rps = secs > 0 ? (double)b->requests / secs : 0.0;
+	double rps;
 	uint64_t *l = b->lat_ns;
 
 	for (size_t i = 0; i < b->requests; i++) {
 		if (l[i] != FAILED)
 			l[ok++] = l[i];
 	}
+	rps = secs > 0 ? (double)ok / secs : 0.0;
 	qsort(l, ok, sizeof(*l), cmp_u64);
-	printf("secretd-bench: %zu requests, %zu clients, %s connections, %.3f s\n",
-	       b->requests, b->clients, b->reconnect ? "new" : "persistent", secs);
+	warn_errors(b, ok);
+	printf("secretd-bench: %zu requests, %zu clients, %s connections, %.3f s, "
+	       "%zu ok, %zu failed\n", b->requests, b->clients,
+	       b->reconnect ? "new" : "persistent", secs, ok, b->errors);
 	printf("latency_us: min=%" PRIu64 " p50=%" PRIu64 " p90=%" PRIu64
 	       " p99=%" PRIu64 " p99.9=%" PRIu64 " max=%" PRIu64 "\n",
 	       ok ? (l[0] + 500) / 1000 : 0, pct_us(l, ok, 50), pct_us(l, ok, 90),
