@@ -223,6 +223,21 @@ for f in "$C/kubernetes/pod-inject.yaml" "$C/kubernetes/pod-get.yaml"; do
   grep -qF '{ name: secretd, mountPath: /run/secretd, readOnly: true }' "$f" || fail "$f: no read-only folder mount"
 done
 grep -qF 'medium: Memory' "$C/kubernetes/pod-inject.yaml" || fail "pod-inject.yaml: emptyDir not in memory"
+note "the native sidecar example: a one-shot init container, then inject --watch with restartPolicy Always"
+python3 - "$C/kubernetes/pod-sidecar.yaml" <<'PY' || fail "pod-sidecar.yaml is not the sidecar the README describes"
+import sys, yaml
+pod = yaml.safe_load(open(sys.argv[1]))
+init, side = pod["spec"]["initContainers"]
+assert "restartPolicy" not in init and "--watch" not in init["args"], "first: one-shot"
+assert side["restartPolicy"] == "Always" and "--watch" in side["args"], "second: a native sidecar"
+for c in (init, side):
+    assert {"name": "secretd", "mountPath": "/run/secretd", "readOnly": True} in c["volumeMounts"]
+vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+assert vols["secrets"]["emptyDir"]["medium"] == "Memory"
+app = pod["spec"]["containers"][0]
+assert all(m["name"] != "secretd" for m in app["volumeMounts"]), "the app does not mount the socket"
+assert all("subPath" not in m for m in app["volumeMounts"]), "no subPath: it never updates"
+PY
 grep -qxF '      hostPID: true' "$C/kubernetes/secretd-daemonset.yaml" || fail "DaemonSet without hostPID"
 
 note "DaemonSet: node-critical, key from a Secret (not a hostPath), probes on /healthz, no ping"
