@@ -528,7 +528,7 @@ static void test_missing_and_denied(void **state)
 	struct answer a;
 
 	connect_peer(f, &p);
-	put_ok(f, &p, "app/secret", "s3", 1);
+	put_ok(f, &p, "app/secret", "s3", 0); /* may write, not read: no version told */
 	send_request(&p, &missing);
 	expect(f, &p, WIRE_GET, WIRE_NOT_FOUND, &a);
 	send_request(&p, &denied);
@@ -642,7 +642,7 @@ static void test_watch(void **state)
 
 	connect_peer(f, &p);
 	put_ok(f, &p, "app/w/a", "one", 1);
-	put_ok(f, &p, "app/secret", "hidden", 1);
+	put_ok(f, &p, "app/secret", "hidden", 0); /* may not read it: version 0 */
 	connect_peer(f, &w);
 	send_request(&w, &watch);
 	expect(f, &w, WIRE_WATCH, WIRE_OK, &a);
@@ -657,7 +657,7 @@ static void test_watch(void **state)
 	assert_string_equal(a.name, "app/w/a");
 	assert_int_equal(a.version, 2);
 	/* Denied names give no event; other matches do, once. */
-	put_ok(f, &p, "app/secret", "hidden2", 2);
+	put_ok(f, &p, "app/secret", "hidden2", 0);
 	put_ok(f, &p, "app/other", "x", 1);
 	expect(f, &w, WIRE_EVENT, WIRE_OK, &a);
 	assert_string_equal(a.name, "app/other");
