@@ -40,6 +40,8 @@ struct audit;
  * Open (create, mode 0600) the log at path for appending, derive the chain
  * key from master, and continue seq and chain from the file's last record
  * (or from the vault checkpoint blob, if given, when the file is new).
+ * Holds an exclusive lock on PATH.lock until audit_close, across every
+ * reopen: -EWOULDBLOCK, err naming the holder, when another broker has it.
  */
 int audit_open(const char *path, const uint8_t master[32],
 	       const struct audit_options *opt, const uint8_t *checkpoint,
