@@ -740,9 +740,7 @@ int conn_start(struct services *svc, int fd, struct identity *id)
 	rc = limits_acquire(svc->limits, c->id.uid, c->id.cgroup, now_ms(c), &c->slot);
 	if (rc != LIMITS_OK) {
 		c->state = CONN_DRAINING;
-		request_refuse_conn(svc, c, rc == LIMITS_TOTAL  ? "too many connections to the broker"
-					    : rc == LIMITS_PEER ? "too many connections from this identity"
-								: "out of memory");
+		request_refuse_conn(svc, c, rc);
 		return 0;
 	}
 	/* systemd's LoadCredential= sends nothing: it is known by its address. */

@@ -439,18 +439,22 @@ void request_refuse_framing(struct services *svc, struct conn *c, int wire_err)
 	submit(svc, r, true);
 }
 
-void request_refuse_conn(struct services *svc, struct conn *c, const char *why)
+void request_refuse_conn(struct services *svc, struct conn *c, int limits_result)
 {
 	struct reply *r = conn_reply_new(c, WIRE_PING);
 	const struct identity *id = conn_identity(c);
 	bool record = refusals_may_record(&svc->refusals, now_ms(svc), 1);
+	const char *why = limits_result == LIMITS_TOTAL  ? "too many connections to the broker"
+			: limits_result == LIMITS_PEER ? "too many connections from this identity"
+							: "out of memory";
 
 	if (r == NULL) {
 		conn_close(c);
 		return;
 	}
-	metrics_conn_refused(svc->metrics, strcmp(why, "too many connections to the broker") == 0
-						    ? METRICS_REFUSED_TOTAL : METRICS_REFUSED_PEER);
+	metrics_conn_refused(svc->metrics, limits_result == LIMITS_TOTAL ? METRICS_REFUSED_TOTAL
+					   : limits_result == LIMITS_PEER ? METRICS_REFUSED_PEER
+									  : METRICS_REFUSED_OTHER);
 	init_event(r, "connect", id);
 	reply_error(r, WIRE_RATE_LIMITED, "%s", why);
 	r->ev.decision = "deny";

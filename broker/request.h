@@ -29,8 +29,8 @@ enum op_result request_handle(struct services *svc, struct conn *c, const uint8_
 /* Framing is broken (a bad length prefix): answer INVALID, then close. */
 void request_refuse_framing(struct services *svc, struct conn *c, int wire_err);
 
-/* A connection over a limit: one answer, then close. */
-void request_refuse_conn(struct services *svc, struct conn *c, const char *why);
+/* A connection over a limit (enum limits_result): one answer, then close. */
+void request_refuse_conn(struct services *svc, struct conn *c, int limits_result);
 
 /*
  * A systemd credential request (credential.c recognised the connection):

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -35,6 +36,16 @@ static int set_timeout(int fd)
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
 		return -1;
 	return 0;
+}
+
+/* Like systemd's random part of the address: unpredictable, not rand(). */
+static unsigned probe_nonce(void)
+{
+	unsigned n = 0;
+
+	if (getrandom(&n, sizeof(n), 0) != (ssize_t)sizeof(n))
+		n = (unsigned)getpid();
+	return n;
 }
 
 static int path_addr(const char *path, struct sockaddr_un *sa)
@@ -111,7 +122,7 @@ static int client(const char *path, const char *unit, const char *cid)
 	memset(&b, 0, sizeof(b));
 	b.sun_family = AF_UNIX;
 	n = snprintf(b.sun_path + 1, sizeof(b.sun_path) - 1, "%lx%x/unit/%s/%s",
-		     (unsigned long)getpid(), (unsigned)rand(), unit, cid);
+		     (unsigned long)getpid(), probe_nonce(), unit, cid);
 	if (n <= 0 || (size_t)n >= sizeof(b.sun_path) - 1)
 		return 1;
 	if (bind(c, (struct sockaddr *)&b,

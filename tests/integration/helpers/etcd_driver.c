@@ -57,7 +57,7 @@ static uint8_t *input;
 static size_t input_len;
 
 /* put-many and bench state. */
-static unsigned todo, sent, done_n, failed, writers;
+static unsigned total_ops, sent, done_n, failed, writers;
 static uint64_t t0;
 static const char *many_name;
 
@@ -173,7 +173,7 @@ static void on_many(const struct fleet_result *r, void *arg)
 		failed++;
 	}
 	fflush(stdout);
-	if (opt.pause_ms > 0 && sent < todo)
+	if (opt.pause_ms > 0 && sent < total_ops)
 		uv_timer_start(&pause_timer, on_pause, opt.pause_ms, 0);
 	else
 		many_next();
@@ -184,8 +184,8 @@ static void many_next(void)
 	char value[64];
 	int n, rc;
 
-	if (sent == todo) {
-		finish(failed == todo ? 6 : 0);
+	if (sent == total_ops) {
+		finish(failed == total_ops ? 6 : 0);
 		return;
 	}
 	n = snprintf(value, sizeof(value), "value-%d-%u", (int)getpid(), sent);
@@ -290,11 +290,11 @@ static void bench_done(int status)
 	done_n++;
 	if (status != ETCD_OK && failed++ == 0)
 		fprintf(stderr, "etcd-driver: bench: first failure: %s\n", etcd_strerror(status));
-	if (done_n == todo) {
+	if (done_n == total_ops) {
 		double s = (double)(now_us() - t0) / 1e6;
 
 		printf("mode=%s writers=%u total=%u failed=%u seconds=%.3f ops_per_s=%.0f\n",
-		       bench_raw ? "raw" : "fleet", writers, todo, failed, s, todo / s);
+		       bench_raw ? "raw" : "fleet", writers, total_ops, failed, s, total_ops / s);
 		finish(failed > 0 ? 1 : 0);
 		return;
 	}
@@ -319,7 +319,7 @@ static void bench_next(void)
 	uint8_t value[64];
 	int n, rc;
 
-	if (sent == todo)
+	if (sent == total_ops)
 		return;
 	n = snprintf(name, sizeof(name), "bench/n%u", sent % 1000);
 	memset(value, 'x', sizeof(value));
@@ -376,7 +376,7 @@ static void run_command(void)
 		if (!parse_uint(opt.args[2], 1000000, &n) || n == 0)
 			goto usage;
 		many_name = opt.args[1];
-		todo = (unsigned)n;
+		total_ops = (unsigned)n;
 		many_next();
 		return;
 	} else if (strcmp(cmd, "snapshot") == 0 && opt.nargs == 1) {
@@ -398,9 +398,9 @@ static void run_command(void)
 			goto usage;
 		bench_raw = strcmp(opt.args[1], "raw") == 0;
 		writers = (unsigned)n;
-		todo = (unsigned)m;
+		total_ops = (unsigned)m;
 		t0 = now_us();
-		for (unsigned i = 0; i < writers && i < todo; i++)
+		for (unsigned i = 0; i < writers && i < total_ops; i++)
 			bench_next();
 		return;
 	} else {
