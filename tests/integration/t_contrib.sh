@@ -275,6 +275,124 @@ if bad:
     sys.exit("missing: " + ", ".join(bad))
 PY
 
+note "fleet overlay: the DaemonSet follows the etcd StatefulSet (kustomize's strategic merge, redone here)"
+python3 - "$C/kubernetes" <<'PY' || fail "contrib/kubernetes/fleet/ is not what its comments say"
+import os, re, sys, yaml
+k = sys.argv[1]
+f = os.path.join(k, "fleet")
+load = lambda p: [d for d in yaml.safe_load_all(open(p)) if d]
+kust = load(f"{f}/kustomization.yaml")[0]
+bad = []
+def need(cond, what):
+    if not cond:
+        bad.append(what)
+need(set(kust["resources"]) == {"../", "etcd-statefulset.yaml"}, "resources: the base and the StatefulSet")
+need([p["path"] for p in kust["patches"]] == ["secretd-daemonset-fleet.yaml"], "one patch")
+gen = {g["name"]: g for g in kust["configMapGenerator"]}["secretd-fleet-config"]
+need(gen["files"] == ["secretd.conf"] and gen["namespace"] == "secretd", "config map from secretd.conf")
+for r in kust["resources"] + [p["path"] for p in kust["patches"]] + gen["files"]:
+    need(os.path.exists(os.path.join(f, r)), f"{r} exists")
+
+# Strategic merge as kustomize does it for these fields: containers,
+# initContainers, volumes merged by name, volumeMounts by mountPath, env by
+# name; lists of scalars (args, command) replaced.
+KEYS = {"containers": "name", "initContainers": "name", "volumes": "name",
+        "volumeMounts": "mountPath", "env": "name", "ports": "containerPort"}
+def merge(base, patch):
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for key, v in patch.items():
+            if key in KEYS and isinstance(v, list) and key in base:
+                mk = KEYS[key]
+                items = [dict(x) for x in base[key]]
+                for pv in v:
+                    for i, bv in enumerate(items):
+                        if bv.get(mk) == pv.get(mk):
+                            items[i] = merge(bv, pv)
+                            break
+                    else:
+                        items.append(pv)
+                out[key] = items
+            else:
+                out[key] = merge(base.get(key), v) if key in base else v
+        return out
+    return patch
+base = next(d for d in load(f"{k}/secretd-daemonset.yaml") if d["kind"] == "DaemonSet")
+patch = load(f"{f}/secretd-daemonset-fleet.yaml")[0]
+need((patch["kind"], patch["metadata"]["name"], patch["metadata"]["namespace"]) ==
+     ("DaemonSet", base["metadata"]["name"], base["metadata"]["namespace"]), "the patch names the base's DaemonSet")
+ds = merge(base, patch)
+spec = ds["spec"]["template"]["spec"]
+bspec = base["spec"]["template"]["spec"]
+need([c["name"] for c in spec["containers"]] == [c["name"] for c in bspec["containers"]], "same containers")
+need(spec.get("hostPID") is True and spec.get("priorityClassName") == "system-node-critical", "base spec kept")
+
+prep = spec["initContainers"][0]
+script = prep["command"][2]
+bscript = bspec["initContainers"][0]["command"][2]
+for line in bscript.splitlines():
+    need(line in script.splitlines(), f"prepare keeps the base's line [{line.strip()}]")
+for fn in ("cluster.key", "etcd-password"):
+    need(f"/etc/secretd-fleet/$f" in script and fn in script, f"prepare copies {fn}")
+need('chmod 0400 "/run/secretd-key/$f"' in script and 'chown 10001:10001 "/run/secretd-key/$f"' in script,
+     "fleet files mode 0400, the broker's")
+pm = {m["name"]: m for m in prep["volumeMounts"]}
+need(pm.get("fleet", {}).get("readOnly") is True and pm["fleet"]["mountPath"] == "/etc/secretd-fleet",
+     "Secret secretd-fleet mounted read-only in prepare")
+vols = {v["name"]: v for v in spec["volumes"]}
+need(vols["fleet"].get("secret", {}).get("secretName") == "secretd-fleet", "fleet volume is the Secret")
+need(vols["fleet"]["secret"].get("defaultMode") == 0o400, "Secret volume mode 0400")
+need(vols["config"].get("configMap", {}).get("name") == "secretd-fleet-config", "config volume")
+need(vols["key"]["emptyDir"]["medium"] == "Memory", "the key folder is in memory")
+
+broker = next(c for c in spec["containers"] if c["name"] == "secretd")
+args = broker["args"]
+bargs = next(c for c in bspec["containers"] if c["name"] == "secretd")["args"]
+need(args[0] == "run" and all(a in args for a in bargs), "broker keeps the base's arguments")
+conf_path = args[args.index("--config") + 1]
+bm = {m["name"]: m for m in broker["volumeMounts"]}
+need(conf_path == bm["config"]["mountPath"] + "/secretd.conf" and bm["config"].get("readOnly") is True,
+     "--config names secretd.conf in the read-only config mount")
+keydir = bm["key"]["mountPath"]
+need(bm["key"].get("readOnly") is True and "fleet" not in bm, "broker: key folder read-only, no Secret")
+
+conf = {}
+for line in open(f"{f}/secretd.conf"):
+    line = line.split("#", 1)[0].strip()
+    if line:
+        key, _, val = line.partition("=")
+        conf[key.strip()] = val.strip()
+need(conf.get("upstream") == "etcd", "upstream = etcd")
+for key in ("cluster-key-file", "etcd-password-file"):
+    need(os.path.dirname(conf.get(key, "")) == keydir, f"{key} in the broker's key folder")
+need(os.path.basename(conf["cluster-key-file"]) == "cluster.key", "cluster-key-file is the copy")
+need(os.path.basename(conf["etcd-password-file"]) == "etcd-password", "etcd-password-file is the copy")
+
+docs = load(f"{f}/etcd-statefulset.yaml")
+svc = next(d for d in docs if d["kind"] == "Service")
+sts = next(d for d in docs if d["kind"] == "StatefulSet")
+need(svc["spec"].get("clusterIP") == "None" and svc["spec"].get("publishNotReadyAddresses") is True,
+     "headless Service, names before ready")
+need(sts["spec"]["serviceName"] == svc["metadata"]["name"], "StatefulSet's serviceName is the Service")
+need(sts["spec"]["replicas"] == 3 and sts["spec"].get("podManagementPolicy") == "Parallel", "3 members, Parallel")
+need(svc["spec"]["selector"] == sts["spec"]["template"]["metadata"]["labels"], "Service selects the members")
+need(sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data", "a PVC per member")
+ns = sts["metadata"]["namespace"]
+need(ns == svc["metadata"]["namespace"] == base["metadata"]["namespace"], "one namespace")
+name = sts["metadata"]["name"]
+dns = [f"{name}-{i}.{svc['metadata']['name']}.{ns}.svc.cluster.local" for i in range(3)]
+need(conf.get("etcd-endpoints") == ",".join(f"http://{d}:2379" for d in dns),
+     "etcd-endpoints are the three members' DNS names")
+ctr = sts["spec"]["template"]["spec"]["containers"][0]
+ea = dict(a[2:].split("=", 1) for a in ctr["args"])
+need(ea["initial-cluster"] == ",".join(f"{name}-{i}=http://{d}:2380" for i, d in enumerate(dns)),
+     "initial-cluster names the same members")
+need(ea["name"] == "$(POD_NAME)" and any(e["name"] == "POD_NAME" for e in ctr["env"]), "member name from the pod")
+need(ea["data-dir"].startswith(ctr["volumeMounts"][0]["mountPath"] + "/"), "data on the PVC")
+if bad:
+    sys.exit("fleet: " + "; ".join(bad))
+PY
+
 note "the DaemonSet's audit-rotate script, run for real: rotates, signals, the chain verifies"
 python3 - "$DS" >"$T/rotate.sh" <<'PY'
 import sys, yaml
