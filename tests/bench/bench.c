@@ -1,12 +1,16 @@
 /*
  * secretd-bench: a load generator for the broker (CONTRACT "Benchmark").
  *
- *   secretd-bench -s SOCKET -c CLIENTS -n REQUESTS [--reconnect] NAME
+ *   secretd-bench -s SOCKET -c CLIENTS -n REQUESTS [--reconnect] [--put BYTES] NAME
  *
  * CLIENTS clients share REQUESTS `get NAME` requests, each over one
  * persistent connection (with --reconnect, a new connection for every
  * request, as `secretctl get` does, and the connect is part of the request's
- * latency).  Like redis-benchmark, one thread drives every client with
+ * latency).  With --put BYTES every request is instead a `put` of a
+ * BYTES-long value of filler bytes (not a secret), client i writing
+ * NAME/c<i>, so that clients do not contend for one name (in a fleet, a put
+ * of a name that another put is changing is a retried etcd transaction).
+ * Like redis-benchmark, one thread drives every client with
  * non-blocking sockets and level-triggered epoll, so the load generator does
  * not compete with the broker for the CPUs with a thread per client, and
  * each client keeps exactly one request in flight (no pipelining).  Every
@@ -80,6 +84,8 @@ struct client {
 	uint64_t t0;
 	size_t sent;     /* bytes of the request frame sent */
 	uint8_t *in;     /* the answer; holds a secret value: wiped after use */
+	const uint8_t *frame; /* the request this client sends */
+	size_t frame_len;
 	size_t in_len, in_cap;
 };
 
@@ -89,6 +95,9 @@ struct bench {
 	size_t clients, requests;
 	uint8_t *frame; /* the encoded get request, shared read-only */
 	size_t frame_len;
+	uint8_t type;     /* WIRE_GET, or WIRE_PUT with --put */
+	size_t put_size;  /* --put: the value's length */
+	uint8_t **put_frames; /* --put: one request per client */
 	uint64_t *lat_ns; /* one slot per request */
 	struct client *c;
 	int epfd;
@@ -106,7 +115,7 @@ struct bench {
 static void usage(FILE *to)
 {
 	fprintf(to, "usage: secretd-bench [-s SOCKET] -c CLIENTS -n REQUESTS "
-		    "[--reconnect] NAME\n");
+		    "[--reconnect] [--put BYTES] NAME\n");
 }
 
 static int usage_error(const char *msg)
@@ -276,8 +285,8 @@ static void conn_failed(struct bench *b, struct client *c, int err)
 /* Send what is left of the request: 0 sent or waiting for room, -1 failed. */
 static int send_more(struct bench *b, struct client *c)
 {
-	while (c->sent < b->frame_len) {
-		ssize_t n = send(c->fd, b->frame + c->sent, b->frame_len - c->sent,
+	while (c->sent < c->frame_len) {
+		ssize_t n = send(c->fd, c->frame + c->sent, c->frame_len - c->sent,
 				 MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -344,13 +353,13 @@ static int recv_more(struct bench *b, struct client *c)
 }
 
 /* The verdict on a whole answer frame, as for finish(): 0, a status, -1. */
-static int answer(const struct client *c)
+static int answer(const struct bench *b, const struct client *c)
 {
 	struct wire_response resp;
 
 	if (wire_decode_response(c->in + WIRE_HEADER_SIZE,
 				 c->in_len - WIRE_HEADER_SIZE, &resp) != 0 ||
-	    resp.type != WIRE_GET)
+	    resp.type != b->type)
 		return -1;
 	return resp.status;
 }
@@ -410,7 +419,7 @@ static void on_event(struct bench *b, struct client *c)
 	case ST_RECV:
 		r = recv_more(b, c);
 		if (r != 0) {
-			finish(b, c, r > 0 ? answer(c) : -1);
+			finish(b, c, r > 0 ? answer(b, c) : -1);
 			advance(b, c);
 		}
 		break;
@@ -595,6 +604,49 @@ static void report(struct bench *b, uint64_t elapsed_ns)
 	fflush(stdout);
 }
 
+/* Encode one request into a new buffer: 0, or -1. */
+static int encode(const struct wire_request *req, uint8_t **out, size_t *out_len)
+{
+	*out_len = wire_request_size(req);
+	if (*out_len == 0 || (*out = malloc(*out_len)) == NULL)
+		return -1;
+	if (wire_encode_request(req, *out, *out_len) != (long)*out_len)
+		return -1;
+	return 0;
+}
+
+/* --put: client i puts NAME/c<i>, a value of put_size filler bytes. */
+static int encode_puts(struct bench *b, const char *name)
+{
+	char cname[NAME_MAX_LEN + 1];
+	uint8_t *value = malloc(b->put_size > 0 ? b->put_size : 1);
+	int rc = 0;
+
+	b->put_frames = calloc(b->clients, sizeof(*b->put_frames));
+	if (value == NULL || b->put_frames == NULL) {
+		free(value);
+		return -1;
+	}
+	memset(value, 'v', b->put_size);
+	for (size_t i = 0; i < b->clients && rc == 0; i++) {
+		int n = snprintf(cname, sizeof(cname), "%s/c%zu", name, i);
+		struct wire_request req = {
+			.type = WIRE_PUT,
+			.name = { (const uint8_t *)cname, (size_t)n },
+			.value = { value, b->put_size },
+		};
+
+		if (n < 0 || (size_t)n >= sizeof(cname) || !name_valid(cname, (size_t)n, NULL)) {
+			rc = -1;
+			break;
+		}
+		rc = encode(&req, &b->put_frames[i], &b->c[i].frame_len);
+		b->c[i].frame = b->put_frames[i];
+	}
+	free(value);
+	return rc;
+}
+
 /* Encode the one request every client sends. */
 static int encode_get(struct bench *b, const char *name)
 {
@@ -603,11 +655,12 @@ static int encode_get(struct bench *b, const char *name)
 		.name = { (const uint8_t *)name, strlen(name) },
 	};
 
-	b->frame_len = wire_request_size(&req);
-	if (b->frame_len == 0 || (b->frame = malloc(b->frame_len)) == NULL)
+	if (encode(&req, &b->frame, &b->frame_len) != 0)
 		return -1;
-	if (wire_encode_request(&req, b->frame, b->frame_len) != (long)b->frame_len)
-		return -1;
+	for (size_t i = 0; i < b->clients; i++) {
+		b->c[i].frame = b->frame;
+		b->c[i].frame_len = b->frame_len;
+	}
 	return 0;
 }
 
@@ -647,7 +700,7 @@ static int setup(struct bench *b, const char *name)
 		if ((b->c[i].in = malloc(INITIAL_IN)) == NULL)
 			goto nomem;
 	}
-	if (encode_get(b, name) != 0) {
+	if (b->type == WIRE_PUT ? encode_puts(b, name) != 0 : encode_get(b, name) != 0) {
 		fprintf(stderr, "secretd-bench: cannot encode the request\n");
 		return -1;
 	}
@@ -667,7 +720,10 @@ static void teardown(struct bench *b)
 		if (c->in != NULL)
 			explicit_bzero(c->in, c->in_cap);
 		free(c->in);
+		if (b->put_frames != NULL)
+			free(b->put_frames[i]);
 	}
+	free(b->put_frames);
 	if (b->epfd >= 0)
 		close(b->epfd);
 	free(b->c);
@@ -700,10 +756,11 @@ int main(int argc, char **argv)
 		{ "clients", required_argument, NULL, 'c' },
 		{ "requests", required_argument, NULL, 'n' },
 		{ "reconnect", no_argument, NULL, 'r' },
+		{ "put", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bench b = { .addr.sun_family = AF_UNIX, .epfd = -1 };
+	struct bench b = { .addr.sun_family = AF_UNIX, .epfd = -1, .type = WIRE_GET };
 	const char *sock = getenv("SECRETD_SOCKET");
 	const char *why = NULL;
 	const char *name;
@@ -729,6 +786,11 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			b.reconnect = true;
+			break;
+		case 'p':
+			if (!parse_count(optarg, 0, 1048576, &b.put_size))
+				return usage_error("--put wants a value size from 0 to 1048576 bytes");
+			b.type = WIRE_PUT;
 			break;
 		case 'h':
 			usage(stdout);
