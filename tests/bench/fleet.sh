@@ -133,29 +133,24 @@ say "brokers A B C follow etcd; N has upstream none"
 # ---- propagation -------------------------------------------------------------
 say "propagation: $PUTS puts through A, watched on B"
 python3 - "$SECRETCTL" "$T/A/sock" "$T/B/sock" "$PUTS" >"$T/prop.out" <<'PY'
-import os, select, subprocess, sys, time
+import os, subprocess, sys, threading, time
 ctl, a, b, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 name = "bench/prop"
 w = subprocess.Popen([ctl, "-s", b, "watch", name], stdout=subprocess.PIPE, bufsize=0)
-buf = b""
 seen = {}
-def pump(timeout):
-    global buf
-    r, _, _ = select.select([w.stdout], [], [], timeout)
-    if not r:
-        return
-    t = time.monotonic()
-    chunk = os.read(w.stdout.fileno(), 65536)
-    if not chunk:
-        sys.exit("watch on B ended")
-    buf += chunk
-    while b"\n" in buf:
-        line, buf = buf.split(b"\n", 1)
-        nm, ver = line.decode().split(" ")
+cond = threading.Condition()
+# A thread of its own reads B's watch stream and stamps each line as it
+# arrives, also while the main thread waits for a put to return.
+def reader():
+    for line in w.stdout:
+        t = time.monotonic()
+        nm, ver = line.decode().split()
         if nm == name:
-            seen.setdefault(int(ver), t)
+            with cond:
+                seen.setdefault(int(ver), t)
+                cond.notify_all()
+threading.Thread(target=reader, daemon=True).start()
 time.sleep(0.3)
-pump(0.2)
 gaps, puts, whole = [], [], []
 for i in range(n):
     t0 = time.monotonic()
@@ -164,11 +159,9 @@ for i in range(n):
     if p.returncode != 0:
         sys.exit("put %d exited %d: %s" % (i, p.returncode, p.stderr.decode()))
     v = int(p.stdout)
-    deadline = t1 + 10
-    while v not in seen and time.monotonic() < deadline:
-        pump(deadline - time.monotonic())
-    if v not in seen:
-        sys.exit("version %d never reached B" % v)
+    with cond:
+        if not cond.wait_for(lambda: v in seen, timeout=10):
+            sys.exit("version %d never reached B" % v)
     gaps.append(seen[v] - t1)
     puts.append(t1 - t0)
     whole.append(seen[v] - t0)
