@@ -17,7 +17,7 @@ fi
 podman_setup || exit 0
 engines_install podman-compose || fail "podman-compose cannot be installed"
 podman_base_image >/dev/null
-note "podman-compose $(podman-compose version 2>/dev/null | sed -n 's/^podman-compose version //p' | head -n 1)"
+note "podman-compose $(podman-compose version 2>/dev/null | sed -n 's/^podman-composer* version  *//p' | head -n 1)"
 
 engines_context "$T/ctx"
 expect_status 0 podman build --pull=never -q -f "$C/docker/Dockerfile.secretctl" -t localhost/secretctl:0.1 "$T/ctx"
@@ -41,7 +41,7 @@ DC0=(podman-compose -p sdpc0$$ -f "$C/docker/compose.yaml")
 at_exit "${DC0[*]} down -t 1 >/dev/null 2>&1"
 "${DC0[@]}" up -d >"$T/up0.out" 2>&1 || true
 if grep -q "cannot set multiple networks" "$T/up0.out"; then
-  note "(podman-compose $(podman-compose version 2>/dev/null | sed -n 's/.*version *//p' | tail -n 1): needs contrib/podman/compose-podman-compose.yaml)"
+  note "(podman-compose $(podman-compose version 2>/dev/null | sed -n 's/^podman-composer* version  *//p' | head -n 1): needs contrib/podman/compose-podman-compose.yaml)"
   "${DC0[@]}" down -t 1 >/dev/null 2>&1 || true
 else
   note "(this podman-compose runs network_mode: none: compose.yaml alone may do; checked with the override below)"
