@@ -47,7 +47,7 @@
 #define TICK_MS 1000
 #define REFUSED_RETRY_MS 10000
 #define PASSWORD_MAX 1024
-#define ARENA_CHUNK (256u * 1024u)
+#define ARENA_CHUNK (64u * 1024u)
 
 enum up_state { UP_CONNECTING, UP_FOLLOWING, UP_RESYNCING, UP_REFUSED };
 static const char *const up_state_names[] = { "connecting", "following", "resyncing", "refused" };
@@ -591,6 +591,9 @@ static int on_snapshot_item(const struct fleet_item *it, void *arg)
 	struct upstream *u = arg;
 	struct step *s = u->snap;
 
+	/* The replica is replaced by the versions alone; a tombstone has none. */
+	if (it->kind != FLEET_K_VERSION)
+		return 0;
 	if (step_add_item(s, ETCD_EVENT_PUT, it) != 0)
 		s->failed = true;
 	return s->failed ? ETCD_E_NOMEM : 0;
