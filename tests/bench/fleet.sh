@@ -182,6 +182,35 @@ read -r WRPS WP50 WP99 WERR < <("$BENCH" -s "$T/A/sock" -c 50 -n 5000 --put 32 b
 printf 'vvvv' | "$SECRETCTL" -s "$T/N/sock" put bench/write/c0 >/dev/null
 read -r NWRPS _ _ _ < <("$BENCH" -s "$T/N/sock" -c 50 -n 5000 --put 32 bench/write 2>/dev/null | bench_line)
 
+# The reference: etcd alone, 50 clients putting through the same JSON
+# gateway the brokers use (/v3/kv/put, one keep-alive connection each), for
+# as long as the broker's run took, in the same minute.
+say "write throughput of etcd alone: 50 clients, /v3/kv/put"
+ETCDW=$(python3 - "$ENDPOINTS" <<'PY'
+import base64, http.client, json, sys, threading, time
+eps = [e[len("http://"):] for e in sys.argv[1].split(",")]
+stop = time.monotonic() + 5
+counts = [0] * 50
+val = base64.b64encode(b"v" * 200).decode()
+def worker(i):
+    host, port = eps[i % len(eps)].split(":")
+    c = http.client.HTTPConnection(host, int(port))
+    key = base64.b64encode(b"/etcd-bench/c%d" % i).decode()
+    body = json.dumps({"key": key, "value": val})
+    while time.monotonic() < stop:
+        c.request("POST", "/v3/kv/put", body, {"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        if r.status == 200:
+            counts[i] += 1
+t0 = time.monotonic()
+ts = [threading.Thread(target=worker, args=(i,)) for i in range(50)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("%.1f" % (sum(counts) / (time.monotonic() - t0)))
+PY
+)
+
 # ---- get throughput: replica against none -----------------------------------
 printf '0123456789abcdef0123456789abcdef' | "$SECRETCTL" -s "$T/N/sock" put bench/key >/dev/null
 printf '0123456789abcdef0123456789abcdef' | "$SECRETCTL" -s "$T/A/sock" put bench/key >/dev/null
@@ -224,6 +253,7 @@ printf '%-46s p50 %s ms, p99 %s ms\n' "secretctl put on A, start to return" "$PU
 printf '%-46s %s puts/s, p50 %s us, p99 %s us, errors %s\n' "write throughput via etcd, 50 clients" \
   "$WRPS" "$WP50" "$WP99" "$WERR"
 printf '%-46s %s puts/s\n' "  (upstream none, same 50 clients)" "$NWRPS"
+printf '%-46s %s puts/s (Python, 200-byte values)\n' "  (etcd alone, 50 clients, JSON gateway)" "$ETCDW"
 printf '%-46s\n' "get throughput, 50 clients (round broker rps p50_us p99_us errors)"
 for g in "${GETS[@]}"; do printf '  %s\n' "$g"; done
 python3 - "${GETS[@]}" <<'PY'
