@@ -9,7 +9,7 @@ packages=(
   runc busybox-static util-linux python3 python3-yaml file sqlite3 procps
   systemd groff-base man-db strace
   mmdebstrap
-  podman docker.io docker-compose prometheus curl
+  podman docker.io docker-compose prometheus curl uidmap podman-compose containernetworking-plugins
   etcd-server etcd-client libcurl4-openssl-dev libjansson-dev openssl
 )
 
