@@ -6,7 +6,8 @@
 # cluster-specific values overridden on the command line (the members'
 # addresses, and where the key, password and state live): a put through one
 # is served by the other, under etcd's user "secretd" with no more rights
-# than that role.
+# than that role; and /health (the StatefulSet's readiness probe) still
+# answers healthy with authentication on.
 source "$TESTLIB"
 source "$(dirname "$TESTLIB")/etcd.sh"
 : "${SOURCE_DIR:?SOURCE_DIR must name the repository root}"
@@ -34,6 +35,19 @@ done <"$T/recipe"
 expect_status 0 etcd_ctl user list
 assert_eq "$OUT" $'root\nsecretd' "etcd's users"
 if ETCD_AUTH="" etcd_ctl get --prefix /secretd/ >/dev/null 2>&1; then fail "etcd answers without a user"; fi
+note "the StatefulSet's readiness probe, GET /health, says healthy with authentication on"
+python3 - "$F/etcd-statefulset.yaml" <<'PY' || fail "the StatefulSet's probe is not GET /health on the client port"
+import sys, yaml
+sts = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "StatefulSet")
+c = sts["spec"]["template"]["spec"]["containers"][0]
+assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": "client"}
+assert {"name": "client", "containerPort": 2379} in c["ports"]
+assert "livenessProbe" not in c
+PY
+for i in 1 2 3; do
+  expect_status 0 curl -fsS --max-time 5 "${ETCD_EP[$i]}/health"
+  assert_contains "$OUT" '"health":"true"' "member $i /health"
+done
 
 note "two brokers with the shipped secretd.conf; the cluster's addresses and paths overridden"
 head -c 32 /dev/urandom >"$T/cluster.key"
