@@ -78,8 +78,9 @@ r = json.loads(sys.argv[1])
 assert r["decision"] == "allow" and r["uid"] == 0 and r["gid"] == 0, r
 assert isinstance(r["pid"], int) and r["pid"] > 0, r
 PY
-assert_eq "$(audit_records 1 op=sync name=app/db version=1)" "" "a sync record for node 1's own put"
-assert_eq "$(audit_records 1 op=sync name=app/db version=2)" "" "a sync record for node 1's own put"
+for v in 1 2 4; do
+  assert_eq "$(audit_records 1 op=sync name=app/db version=$v)" "" "a sync record for node 1's own put of version $v"
+done
 note "node 2 has one sync record each for versions 1 and 2 (with etcd's revision), none for its own rm"
 for v in 1 2 3; do
   [ "$(audit_records 2 op=sync name=app/db version=$v | grep -c .)" -eq 1 ] \
@@ -134,6 +135,21 @@ for n in 1 2 3; do
 done
 last=$(awk '$2 == 90 {print $3}' "$T"/race.?)
 [ -n "$last" ] || fail "no put answered 90"
+note "each node's audit: a put record for each of its own 30, a sync record for each of the other 60"
+for n in 1 2 3; do
+  python3 - "$(node_dir "$n")/audit.log" "$T/race.$n" <<'PY' || fail "node $n's audit records of race/one"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8").read().splitlines()]
+mine = sorted(int(l.split()[1]) for l in open(sys.argv[2]).read().splitlines())
+puts = sorted(r["version"] for r in recs if r["op"] == "put" and r.get("name") == "race/one")
+syncs = sorted(r["version"] for r in recs if r["op"] == "sync" and r.get("name") == "race/one")
+assert puts == mine, "put records %r, own versions %r" % (puts, mine)
+dup = sorted(set(puts) & set(syncs))
+assert not dup, "sync records for this node's own puts: versions %r" % dup
+assert len(syncs) == len(set(syncs)), "a version synced twice: %r" % syncs
+assert sorted(puts + syncs) == list(range(1, 91)), "versions recorded: %r" % sorted(puts + syncs)
+PY
+done
 note "every node ends with version 90 = $last"
 for n in 1 2 3; do
   wait_value "$n" race/one "$last"
