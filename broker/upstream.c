@@ -47,7 +47,8 @@
 #define TICK_MS 1000
 #define REFUSED_RETRY_MS 10000
 #define PASSWORD_MAX 1024
-#define ARENA_CHUNK (256u * 1024u)
+#define ARENA_CHUNK (64u * 1024u)
+#define UP_DIVERGED 1 /* refuse(): a history other than the one applied */
 
 enum up_state { UP_CONNECTING, UP_FOLLOWING, UP_RESYNCING, UP_REFUSED };
 static const char *const up_state_names[] = { "connecting", "following", "resyncing", "refused" };
@@ -144,6 +145,9 @@ struct upstream {
 	bool probe_pending;
 	struct step *snap;      /* a resync being read */
 	bool need_resync;
+	bool verified;          /* etcd's history checked since the watch last stopped */
+	bool verify_pending;
+	struct vault_upstream st_cur; /* the state as last handed to the writer */
 	uint8_t *cluster_key;   /* sodium_malloc'd */
 	char *password;         /* sodium_malloc'd */
 	size_t password_len;
@@ -207,6 +211,7 @@ static void stop_watch(struct upstream *u)
 		u->watch = NULL;
 	}
 	u->watch_live = false;
+	u->verified = false;
 }
 
 /* An etcd behind what the vault holds, or another cluster: never followed. */
@@ -218,7 +223,11 @@ static void refuse(struct upstream *u, int status)
 		return;
 	u->state = UP_REFUSED;
 	u->rollbacks++;
-	if (status == ETCD_E_CLUSTER)
+	if (status == UP_DIVERGED)
+		set_problem(u, "etcd's history at revision %" PRId64 " is not the one this replica"
+			       " applied (a backup restored and written since?): not followed; see"
+			       " secretd(8) to accept it", u->st_cur.check_revision);
+	else if (status == ETCD_E_CLUSTER)
 		set_problem(u, "etcd answered as another cluster than the one this replica followed"
 			       " (cluster id %016" PRIx64 "): not followed; see secretd(8) to accept it",
 			    u->cluster_id);
@@ -228,6 +237,20 @@ static void refuse(struct upstream *u, int status)
 			       " secretd(8) to accept it", u->applied);
 	log_err("upstream: %s", u->problem);
 	publish_metrics(u);
+}
+
+/* The check of one applied key: its revision, its value's hash, the key. */
+static void set_check(struct upstream *u, struct vault_upstream *st, const struct fleet_item *it)
+{
+	size_t klen = fleet_key_version(st->check_key, sizeof(st->check_key), u->prefix, it->name,
+					it->name_len, it->version);
+
+	if (klen == 0 || it->kind != FLEET_K_VERSION || it->sealed == NULL)
+		return;
+	st->check_key_len = klen;
+	st->check_revision = it->mod_revision;
+	crypto_generichash(st->check_hash, sizeof(st->check_hash), it->sealed, it->sealed_len,
+			   NULL, 0);
 }
 
 static bool is_refusal(int status)
@@ -474,14 +497,24 @@ static void step_submit(struct upstream *u, struct step *s)
 	if (s->state.revision > u->submitted) {
 		u->submitted = s->state.revision;
 		s->rep.state = &s->state;
-	} else if (!u->state_known) {
+	} else if (!u->state_known && s->kind == STEP_LOCAL) {
 		/*
 		 * A put made here before the first resync landed: the vault
 		 * holds it with a state saying "revision 0, resync at start".
 		 */
-		s->state = (struct vault_upstream){ .revision = u->applied,
-						    .cluster_id = u->cluster_id };
+		s->state.revision = u->applied;
+		s->state.cluster_id = u->cluster_id;
 		s->rep.state = &s->state;
+	}
+	if (s->rep.state != NULL) {
+		if (s->state.check_revision == 0 && s->kind != STEP_RESYNC) {
+			/* No key of its own to check by: the last one still is. */
+			s->state.check_revision = u->st_cur.check_revision;
+			s->state.check_key_len = u->st_cur.check_key_len;
+			memcpy(s->state.check_key, u->st_cur.check_key, u->st_cur.check_key_len);
+			memcpy(s->state.check_hash, u->st_cur.check_hash, sizeof(s->state.check_hash));
+		}
+		u->st_cur = s->state;
 	}
 	if (u->steps_pending++ == 0)
 		u->oldest_pending_ms = s->received_ms;
@@ -512,12 +545,12 @@ static void on_watch(int status, int64_t revision, const struct fleet_change *ch
 		if (u->watch_live)
 			log_warn("upstream: the watch on etcd broke (%s); serving the replica,"
 				 " reconnecting", etcd_strerror(status));
-		u->watch_live = false;
-		if (status == ETCD_E_NOMEM) {
-			stop_watch(u);
+		/* Start again through follow(): etcd's history is checked first. */
+		stop_watch(u);
+		if (status == ETCD_E_NOMEM)
 			u->need_resync = true;
-		}
 		publish_metrics(u);
+		follow(u);
 		return;
 	}
 	if (!u->watch_live || u->state != UP_FOLLOWING) {
@@ -547,8 +580,14 @@ static void on_watch(int status, int64_t revision, const struct fleet_change *ch
 		u->need_resync = true;
 		return;
 	}
-	s->state = (struct vault_upstream){ .revision = revision,
-					    .cluster_id = etcd_client_cluster_id(u->client) };
+	s->state.revision = revision;
+	s->state.cluster_id = etcd_client_cluster_id(u->client);
+	for (size_t i = n; i-- > 0;)
+		if (ch[i].type == ETCD_EVENT_PUT && ch[i].item.kind == FLEET_K_VERSION &&
+		    ch[i].item.status == ETCD_OK) {
+			set_check(u, &s->state, &ch[i].item);
+			break;
+		}
 	step_submit(u, s);
 }
 
@@ -591,6 +630,11 @@ static int on_snapshot_item(const struct fleet_item *it, void *arg)
 	struct upstream *u = arg;
 	struct step *s = u->snap;
 
+	/* The replica is replaced by the versions alone; a tombstone has none. */
+	if (it->kind != FLEET_K_VERSION)
+		return 0;
+	if (it->status == ETCD_OK && it->mod_revision > s->state.check_revision)
+		set_check(u, &s->state, it);
 	if (step_add_item(s, ETCD_EVENT_PUT, it) != 0)
 		s->failed = true;
 	return s->failed ? ETCD_E_NOMEM : 0;
@@ -617,8 +661,10 @@ static void on_snapshot(int status, int64_t revision, uint64_t cluster_id, void 
 		return;
 	}
 	s->rep.replace = true;
-	s->state = (struct vault_upstream){ .revision = revision, .cluster_id = cluster_id };
+	s->state.revision = revision;
+	s->state.cluster_id = cluster_id;
 	u->cluster_id = cluster_id;
+	u->verified = true; /* read from this etcd just now */
 	u->need_resync = false;
 	/* A resync starts the replica over: the revision it completes is the floor now. */
 	u->submitted = revision - 1;
@@ -643,10 +689,57 @@ static void start_resync(struct upstream *u)
 	}
 }
 
+/* ---- is this etcd's history the one the replica applied? -------------------- */
+
+static void on_verify(const struct etcd_result *res, void *arg)
+{
+	struct upstream *u = arg;
+	const struct vault_upstream *st = &u->st_cur;
+	const struct etcd_kv *kv = res->range.n == 1 ? &res->range.kvs[0] : NULL;
+	uint8_t hash[VAULT_UPSTREAM_HASH_LEN];
+
+	u->verify_pending = false;
+	if (u->closing)
+		return;
+	if (res->status == ETCD_OK) {
+		if (kv != NULL)
+			crypto_generichash(hash, sizeof(hash), kv->value, kv->value_len, NULL, 0);
+		if (kv == NULL || kv->mod_revision != st->check_revision ||
+		    sodium_memcmp(hash, st->check_hash, sizeof(hash)) != 0) {
+			refuse(u, UP_DIVERGED);
+			return;
+		}
+		u->verified = true;
+		follow(u);
+		return;
+	}
+	if (res->status == ETCD_E_COMPACTED) {
+		/* Nothing left to check against, nor to watch from: read it all. */
+		log_warn("upstream: etcd compacted its history past revision %" PRId64
+			 "; resynchronising", st->check_revision);
+		u->need_resync = true;
+		follow(u);
+		return;
+	}
+	if (is_refusal(res->status))
+		refuse(u, res->status);
+	/* Otherwise not reachable now: the tick tries again. */
+}
+
+static void start_verify(struct upstream *u)
+{
+	const struct vault_upstream *st = &u->st_cur;
+
+	if (etcd_range(u->client, st->check_key, st->check_key_len, NULL, 0, st->check_revision,
+		       1, on_verify, u) == ETCD_OK)
+		u->verify_pending = true;
+}
+
 /* Start whatever following needs next, if nothing runs. */
 static void follow(struct upstream *u)
 {
-	if (u->closing || u->fleet == NULL || u->watch != NULL || u->snap != NULL)
+	if (u->closing || u->fleet == NULL || u->watch != NULL || u->snap != NULL ||
+	    u->verify_pending)
 		return;
 	if (u->state == UP_REFUSED && now_ms(u) - u->refused_at_ms < REFUSED_RETRY_MS)
 		return;
@@ -656,6 +749,10 @@ static void follow(struct upstream *u)
 		/* A resync replaces the vault: let the steps before it land first. */
 		if (u->steps_pending == 0)
 			start_resync(u);
+		return;
+	}
+	if (!u->verified && u->st_cur.check_revision > 0) {
+		start_verify(u);
 		return;
 	}
 	start_watch(u);
@@ -806,6 +903,7 @@ static int load_state(struct upstream *u, struct vault *vault, char *err, size_t
 	if (rc == VAULT_OK) {
 		u->applied = u->submitted = st.revision;
 		u->cluster_id = st.cluster_id;
+		u->st_cur = st;
 		u->state_known = true;
 		return 0;
 	}

@@ -62,8 +62,10 @@
 #define SECRET_AD_MAX (sizeof(SECRET_AD_TAG) - 1 + ID_LEN + 4 + 4 + 2 + NAME_MAX_LEN)
 #define UPSTREAM_AD_TAG "secretd-upstream"
 #define UPSTREAM_AD_LEN (sizeof(UPSTREAM_AD_TAG) - 1 + ID_LEN + 4)
-#define UPSTREAM_PLAIN_LEN 16 /* be64 revision, be64 cluster id */
-#define UPSTREAM_REC_LEN (4 + NONCE_LEN + UPSTREAM_PLAIN_LEN + TAG_LEN)
+/* be64 revision, be64 cluster id, be64 check revision, hash, be16 key length, key */
+#define UPSTREAM_PLAIN_MIN (8 + 8 + 8 + VAULT_UPSTREAM_HASH_LEN + 2)
+#define UPSTREAM_PLAIN_MAX (UPSTREAM_PLAIN_MIN + VAULT_UPSTREAM_KEY_MAX)
+#define UPSTREAM_REC_OVERHEAD (4 + NONCE_LEN + TAG_LEN)
 
 /* Every term's unwrapped data key; the key bytes live read-only in sodium memory. */
 struct keyring {
@@ -1169,27 +1171,36 @@ static void put_be64(uint8_t *p, uint64_t x)
 static int upstream_open(const struct vault *v, const uint8_t *rec, size_t len,
 			 struct vault_upstream *out)
 {
-	uint8_t plain[UPSTREAM_PLAIN_LEN], ad[UPSTREAM_AD_LEN];
+	uint8_t plain[UPSTREAM_PLAIN_MAX], ad[UPSTREAM_AD_LEN];
 	const uint8_t *key;
+	size_t plen, klen;
 	uint32_t term;
-	uint64_t rev;
+	uint64_t rev, crev;
 
-	if (len != UPSTREAM_REC_LEN)
+	if (len < UPSTREAM_REC_OVERHEAD + UPSTREAM_PLAIN_MIN ||
+	    len > UPSTREAM_REC_OVERHEAD + UPSTREAM_PLAIN_MAX)
 		return VAULT_E_INTEGRITY;
+	plen = len - UPSTREAM_REC_OVERHEAD;
 	term = get_be32(rec);
 	key = keyring_find(&v->kr, term);
 	if (key == NULL)
 		return VAULT_E_INTEGRITY;
 	upstream_ad(ad, v->id, term);
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, rec + 4 + NONCE_LEN,
-						       UPSTREAM_PLAIN_LEN + TAG_LEN, ad, sizeof(ad),
-						       rec + 4, key) != 0)
+						       plen + TAG_LEN, ad, sizeof(ad), rec + 4,
+						       key) != 0)
 		return VAULT_E_INTEGRITY;
 	rev = get_be64(plain);
-	if (rev > INT64_MAX)
+	crev = get_be64(plain + 16);
+	klen = (size_t)plain[UPSTREAM_PLAIN_MIN - 2] << 8 | plain[UPSTREAM_PLAIN_MIN - 1];
+	if (rev > INT64_MAX || crev > rev || klen != plen - UPSTREAM_PLAIN_MIN)
 		return VAULT_E_INTEGRITY;
 	out->revision = (int64_t)rev;
 	out->cluster_id = get_be64(plain + 8);
+	out->check_revision = (int64_t)crev;
+	memcpy(out->check_hash, plain + 24, VAULT_UPSTREAM_HASH_LEN);
+	memcpy(out->check_key, plain + UPSTREAM_PLAIN_MIN, klen);
+	out->check_key_len = klen;
 	return VAULT_OK;
 }
 
@@ -1542,20 +1553,27 @@ static int replica_state(struct vault_writer *w, const struct vault_upstream *st
 {
 	const struct keyring *kr = &w->v->kr;
 	uint32_t term = kr->terms[kr->n - 1];
-	uint8_t rec[UPSTREAM_REC_LEN], plain[UPSTREAM_PLAIN_LEN], ad[UPSTREAM_AD_LEN];
+	uint8_t rec[UPSTREAM_REC_OVERHEAD + UPSTREAM_PLAIN_MAX], plain[UPSTREAM_PLAIN_MAX];
+	uint8_t ad[UPSTREAM_AD_LEN];
+	size_t plen = UPSTREAM_PLAIN_MIN + st->check_key_len;
 	int src;
 
-	if (st->revision < 0)
+	if (st->revision < 0 || st->check_revision < 0 || st->check_revision > st->revision ||
+	    st->check_key_len > VAULT_UPSTREAM_KEY_MAX)
 		return VAULT_E_INTEGRITY;
 	put_be32(rec, term);
 	randombytes_buf(rec + 4, NONCE_LEN);
 	put_be64(plain, (uint64_t)st->revision);
 	put_be64(plain + 8, st->cluster_id);
+	put_be64(plain + 16, (uint64_t)st->check_revision);
+	memcpy(plain + 24, st->check_hash, VAULT_UPSTREAM_HASH_LEN);
+	put_be16(plain + UPSTREAM_PLAIN_MIN - 2, (uint16_t)st->check_key_len);
+	memcpy(plain + UPSTREAM_PLAIN_MIN, st->check_key, st->check_key_len);
 	upstream_ad(ad, w->v->id, term);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(rec + 4 + NONCE_LEN, NULL, plain, sizeof(plain),
+	crypto_aead_xchacha20poly1305_ietf_encrypt(rec + 4 + NONCE_LEN, NULL, plain, plen,
 						   ad, sizeof(ad), NULL, rec + 4,
 						   kr->keys + (kr->n - 1) * VAULT_KEY_LEN);
-	src = bind_bytes(w->st_state_put, 1, rec, sizeof(rec));
+	src = bind_bytes(w->st_state_put, 1, rec, UPSTREAM_REC_OVERHEAD + plen);
 	if (src == SQLITE_OK)
 		src = stmt_run(w->st_state_put);
 	else

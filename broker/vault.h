@@ -90,9 +90,23 @@ int vault_list_versions(struct vault *v, vault_version_fn fn, void *ctx);
  * revision applied and the upstream's cluster id, sealed under the vault's
  * data key so that an edited file cannot make it follow a rolled-back store.
  */
+#define VAULT_UPSTREAM_KEY_MAX 512
+#define VAULT_UPSTREAM_HASH_LEN 32
+
 struct vault_upstream {
 	int64_t revision;
 	uint64_t cluster_id;
+	/*
+	 * One upstream key as the replica applied it: its revision, the hash
+	 * of its value, the key.  A store restored from a backup and written
+	 * past the revision above has the same cluster id and revisions, but
+	 * not this key at this revision with this value.  check_revision 0:
+	 * none yet.
+	 */
+	int64_t check_revision;
+	uint8_t check_hash[VAULT_UPSTREAM_HASH_LEN];
+	uint8_t check_key[VAULT_UPSTREAM_KEY_MAX];
+	size_t check_key_len;
 };
 
 /* VAULT_E_NOTFOUND when the vault never followed an upstream. */
