@@ -77,6 +77,10 @@ etcd_ctl compact "$rev" >/dev/null || fail "etcdctl compact $rev"
 etcd_ctl defrag --cluster >/dev/null 2>&1 || etcd_ctl defrag >/dev/null || fail "etcdctl defrag"
 note "node 3 started: its revision is compacted, so it resynchronises"
 node_start 3
+note "a watcher on node 3 during the resync"
+SECRETD_SOCKET="$(node_dir 3)/secretd.sock" "$CTL" watch 'old/*' 'new/*' >"$T/watch3" 2>"$T/watch3.err" &
+WATCHER=$!
+at_exit "kill -TERM $WATCHER 2>/dev/null || true"
 wait_following 3 20
 wait_value 3 new/y new-y
 wait_gone 3 old/c
@@ -96,9 +100,21 @@ wait_secs 10 "node 3 at revision $rev" status_is 3 revision "$rev"
 resyncs=$(metric_of "$MPORT" secretd_upstream_resyncs_total)
 [ -n "$resyncs" ] && [ "$resyncs" -ge 1 ] || fail "no resync counted on node 3 (secretd_upstream_resyncs_total=$resyncs)"
 note "resyncs on node 3: $resyncs"
-note "after the resync it follows: a put on node 1 arrives"
+note "after the resync it follows: a put on node 1 arrives, also to the watcher"
 expect_status 0 on 1 put new/z <<<"new-z"
 wait_value 3 new/z new-z
+has_line() { grep -qx -- "$2" "$1"; }
+wait_for "new/z 1 in node 3's watch" has_line "$T/watch3" "new/z 1"
+kill -TERM "$WATCHER"
+wait "$WATCHER" || fail "watch on node 3 exited $? ($(cat "$T/watch3.err"))"
+note "the watcher's last word on each name is the resynchronised one ($(tr '\n' '|' <"$T/watch3"))"
+last_of() { awk -v n="$1" '$1 == n {v = $2} END {print v}' "$T/watch3"; }
+# old/c: not shown (the watch began after the resync) or shown, then 0.
+[ -z "$(last_of old/c)" ] || [ "$(last_of old/c)" = 0 ] || fail "old/c, removed while node 3 was down, shown live in its watch"
+assert_eq "$(last_of old/d)" "2" "old/d in node 3's watch"
+assert_eq "$(last_of new/y)" "1" "new/y in node 3's watch"
+assert_eq "$(last_of old/a)" "2" "old/a in node 3's watch"
+[ -z "$(last_of old/b)" ] || [ "$(last_of old/b)" = 0 ] || fail "old/b, removed long ago, shown live in node 3's watch"
 note "and its own writes work"
 expect_status 0 on 3 put new/y <<<"from-3"
 assert_eq "$OUT" "2" "new/y's second version"
