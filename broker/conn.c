@@ -705,7 +705,8 @@ void conn_close(struct conn *c)
 	uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
 
-int conn_start(struct services *svc, int fd, struct identity *id)
+int conn_start(struct services *svc, int fd, struct identity *id,
+	       const struct sockaddr_un *peer, socklen_t peer_len)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	struct credential_req cred;
@@ -744,7 +745,8 @@ int conn_start(struct services *svc, int fd, struct identity *id)
 		return 0;
 	}
 	/* systemd's LoadCredential= sends nothing: it is known by its address. */
-	rc = credential_detect(fd, &c->id, &cred);
+	rc = peer != NULL ? credential_detect_addr(peer, peer_len, &c->id, &cred)
+			  : credential_detect(fd, &c->id, &cred);
 	if (rc < 0) {
 		conn_close(c);
 		return rc;
