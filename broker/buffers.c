@@ -96,12 +96,18 @@ uint8_t *buffers_get(struct buffers *b, size_t *cap, enum buffers_kind kind)
 
 void buffers_put(struct buffers *b, uint8_t *buf, size_t cap)
 {
+	buffers_put_dirty(b, buf, cap, cap);
+}
+
+void buffers_put_dirty(struct buffers *b, uint8_t *buf, size_t cap, size_t dirty)
+{
 	if (buf == NULL)
 		return;
 	if (cap == BUFFERS_SMALL) {
 		struct free_buf *f = (struct free_buf *)(void *)buf;
 
-		sodium_memzero(buf, cap);
+		/* the link below overwrites the first bytes, which are zero then */
+		sodium_memzero(buf, dirty < cap ? dirty : cap);
 		f->next = b->free;
 		b->free = f;
 		return;

@@ -41,5 +41,11 @@ uint8_t *buffers_get(struct buffers *b, size_t *cap, enum buffers_kind kind);
 
 /* Wipe and give back a buffer of cap bytes (NULL is fine). */
 void buffers_put(struct buffers *b, uint8_t *buf, size_t cap);
+/*
+ * The same for a buffer of which only the first dirty bytes can be other
+ * than zero (the rest were never written, or were wiped already): only
+ * those are wiped.
+ */
+void buffers_put_dirty(struct buffers *b, uint8_t *buf, size_t cap, size_t dirty);
 
 #endif

@@ -79,6 +79,7 @@ void conn_ref(struct conn *c)
 }
 
 static void buf_put(struct conn *c, uint8_t *buf, size_t cap, enum limits_buf kind);
+static void in_put(struct conn *c);
 static void pump(struct conn *c);
 
 static void conn_free(struct conn *c)
@@ -86,7 +87,7 @@ static void conn_free(struct conn *c)
 	struct services *svc = c->svc;
 
 	/* A request buffer, charged as one (a hang-up mid-frame leaves it). */
-	buf_put(c, c->in, c->in_cap, LIMITS_IN);
+	in_put(c);
 	/* After the buffers, which are charged to the identity's slot. */
 	limits_release(svc->limits, c->slot);
 	identity_clear(&c->id);
@@ -121,6 +122,20 @@ static void buf_put(struct conn *c, uint8_t *buf, size_t cap, enum limits_buf ki
 	if (cap > BUFFERS_SMALL && c->slot != NULL)
 		limits_refund(c->slot, kind, cap);
 	buffers_put(c->svc->buffers, buf, cap);
+}
+
+/*
+ * The request buffer back.  Only its first in_len bytes can be other than
+ * zero: reads fill it from in_len on, and consume() wipes what a frame
+ * leaves, so only those are wiped (not the whole 4 KiB a request).
+ */
+static void in_put(struct conn *c)
+{
+	if (c->in == NULL)
+		return;
+	if (c->in_cap > BUFFERS_SMALL && c->slot != NULL)
+		limits_refund(c->slot, LIMITS_IN, c->in_cap);
+	buffers_put_dirty(c->svc->buffers, c->in, c->in_cap, c->in_len);
 }
 
 /* Answers and the copies deferred requests keep. */
@@ -304,7 +319,7 @@ static int in_reserve(struct conn *c)
 		return -1;
 	if (c->in != NULL) {
 		memcpy(bigger, c->in, c->in_len);
-		buf_put(c, c->in, c->in_cap, LIMITS_IN);
+		in_put(c);
 	}
 	c->in = bigger;
 	c->in_cap = cap;
@@ -316,7 +331,7 @@ static void in_release_if_empty(struct conn *c)
 {
 	if (c->in_len != 0 || c->in == NULL)
 		return;
-	buf_put(c, c->in, c->in_cap, LIMITS_IN);
+	in_put(c);
 	c->in = NULL;
 	c->in_cap = 0;
 }
