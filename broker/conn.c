@@ -822,6 +822,14 @@ void conns_stop(struct services *svc)
 	}
 }
 
+/* The gets of a turn shared one read transaction: it ends before the wait. */
+static void on_turn_end(uv_prepare_t *h)
+{
+	struct services *svc = h->data;
+
+	vault_turn_end(svc->vault);
+}
+
 int conns_init(struct services *svc)
 {
 	int rc;
@@ -830,6 +838,17 @@ int conns_init(struct services *svc)
 	TAILQ_INIT(&svc->ready);
 	rc = uv_idle_init(svc->loop, &svc->ready_idle);
 	svc->ready_idle.data = svc;
+	if (rc != 0)
+		return rc;
+	rc = uv_prepare_init(svc->loop, &svc->turn_end);
+	svc->turn_end.data = svc;
+	if (rc == 0 && svc->vault != NULL) {
+		rc = uv_prepare_start(&svc->turn_end, on_turn_end);
+		if (rc == 0)
+			vault_hold_reads(svc->vault);
+	}
+	/* Not a reason for the loop to run on. */
+	uv_unref((uv_handle_t *)&svc->turn_end);
 	return rc;
 }
 
@@ -837,4 +856,8 @@ void conns_close(struct services *svc)
 {
 	if (!uv_is_closing((uv_handle_t *)&svc->ready_idle))
 		uv_close((uv_handle_t *)&svc->ready_idle, NULL);
+	if (!uv_is_closing((uv_handle_t *)&svc->turn_end)) {
+		vault_turn_end(svc->vault);
+		uv_close((uv_handle_t *)&svc->turn_end, NULL);
+	}
 }

@@ -100,6 +100,11 @@ struct vault {
 	sqlite3_stmt *st_list;
 	sqlite3_stmt *st_versions;
 	sqlite3_stmt *st_ckpt;
+	/* reads of one turn of the loop in one read transaction (vault_hold_reads) */
+	sqlite3_stmt *st_read_begin, *st_read_end;
+	bool hold;
+	bool held;          /* a BEGIN of ours is open */
+	unsigned turn_reads; /* vault_get calls since the last vault_turn_end */
 };
 
 struct vault_writer {
@@ -887,6 +892,10 @@ static int prepare_reader(struct vault *v, char *err, size_t errlen)
 			      " ORDER BY name", &v->st_versions);
 	if (src == SQLITE_OK)
 		src = prepare(v->db, "SELECT v FROM meta WHERE k = 'checkpoint'", &v->st_ckpt);
+	if (src == SQLITE_OK)
+		src = prepare(v->db, "BEGIN", &v->st_read_begin);
+	if (src == SQLITE_OK)
+		src = prepare(v->db, "COMMIT", &v->st_read_end);
 	if (src != SQLITE_OK) {
 		set_err(err, errlen, "vault %s: not a secretd vault (%s)", v->path,
 			sqlite3_errmsg(v->db));
@@ -960,6 +969,9 @@ void vault_close(struct vault *v)
 {
 	if (v == NULL)
 		return;
+	vault_turn_end(v);
+	sqlite3_finalize(v->st_read_begin);
+	sqlite3_finalize(v->st_read_end);
 	sqlite3_finalize(v->st_latest);
 	sqlite3_finalize(v->st_version);
 	sqlite3_finalize(v->st_list);
@@ -1018,6 +1030,53 @@ out:
 	return rc;
 }
 
+/*
+ * Reads held together.  SQLite takes and drops a WAL read lock (two fcntl
+ * calls on the -shm file) for each transaction; with many gets in one turn
+ * of the loop, the second one opens a read transaction that the rest share
+ * and vault_turn_end closes before the loop sleeps.  The first read of a
+ * turn stays a transaction of its own, so one get a turn costs no BEGIN
+ * and COMMIT.  A transaction is never held while the loop waits: the WAL
+ * can still be checkpointed and restarted by the writer.
+ */
+void vault_hold_reads(struct vault *v)
+{
+	v->hold = true;
+}
+
+void vault_turn_end(struct vault *v)
+{
+	if (v == NULL)
+		return;
+	v->turn_reads = 0;
+	if (!v->held)
+		return;
+	v->held = false;
+	if (sqlite3_get_autocommit(v->db))
+		return; /* already ended (an error rolls a transaction back) */
+	if (sqlite3_step(v->st_read_end) != SQLITE_DONE) {
+		sqlite3_reset(v->st_read_end);
+		(void)sqlite3_exec(v->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	sqlite3_reset(v->st_read_end);
+}
+
+void vault_writer_committed(struct vault_writer *w)
+{
+	if (w != NULL)
+		vault_turn_end(w->v);
+}
+
+static void read_enter(struct vault *v)
+{
+	if (!v->hold || v->held || v->turn_reads++ == 0 || !sqlite3_get_autocommit(v->db))
+		return;
+	/* Without it the read is its own transaction, as before: nothing lost. */
+	if (sqlite3_step(v->st_read_begin) == SQLITE_DONE)
+		v->held = true;
+	sqlite3_reset(v->st_read_begin);
+}
+
 int vault_get(struct vault *v, const char *name, size_t len, uint32_t version,
 	      struct vault_secret **out)
 {
@@ -1027,6 +1086,7 @@ int vault_get(struct vault *v, const char *name, size_t len, uint32_t version,
 	*out = NULL;
 	if (len > NAME_MAX_LEN)
 		goto out;
+	read_enter(v);
 	src = bind_bytes(st, 1, name, len);
 	if (src == SQLITE_OK && version != 0)
 		src = sqlite3_bind_int64(st, 2, version);
