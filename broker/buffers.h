@@ -1,10 +1,10 @@
 /*
  * Guarded memory for connection buffers, which may hold secret values.
  *
- * Small buffers are carved out of slabs of sodium_malloc memory (locked,
- * between guard pages, wiped when returned), because a sodium_malloc of its
- * own costs each buffer several system calls, four memory mappings and two
- * resident pages.  Large buffers get their own sodium_malloc, within a
+ * Small buffers are guarded slots (guarded.h: locked, each between guard
+ * pages, wiped when returned, carved out of slabs), because a sodium_malloc
+ * of its own costs each buffer several system calls, four memory mappings
+ * and two resident pages.  Large buffers get their own sodium_malloc, within a
  * budget, so that clients announcing large frames cannot grow the broker
  * without bound.  Single-threaded.
  */
