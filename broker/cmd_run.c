@@ -98,6 +98,7 @@ struct broker {
 	struct vault_writer *writer;
 	struct audit *audit;
 	struct policy *policy;
+	struct upstream *upstream; /* upstream = etcd */
 	int listen_fd;
 	bool activated;        /* the socket came from systemd (secretd.socket) */
 	struct notify notify;
@@ -153,6 +154,8 @@ static int start_broker(const struct config *cfg, struct broker *b)
 		return -1;
 	if (policy_load(cfg->policy, &b->policy, err, sizeof(err)) != 0 ||
 	    vault_writer_open(b->vault, cfg->keep_versions, &b->writer, err, sizeof(err)) != 0 ||
+	    (cfg->upstream_etcd &&
+	     upstream_new(cfg, b->vault, &b->upstream, err, sizeof(err)) != 0) ||
 	    notify_open(&b->notify, err, sizeof(err)) != 0 ||
 	    notify_listen_fd("secretd", &b->listen_fd, err, sizeof(err)) < 0) {
 		log_err("%s", err);
@@ -197,6 +200,7 @@ static void stop_broker(struct broker *b)
 {
 	if (b->audit != NULL && audit_close(b->audit) != 0)
 		log_err("closing the audit log failed");
+	upstream_free(b->upstream);
 	vault_writer_close(b->writer);
 	vault_close(b->vault);
 	policy_free(b->policy);
@@ -235,9 +239,10 @@ int cmd_run(int argc, char **argv, int first)
 		struct server_parts parts = {
 			.cfg = &cfg, .vault = b.vault, .writer = b.writer,
 			.audit = b.audit, .policy = b.policy, .listen_fd = b.listen_fd,
-			.notify = &b.notify,
+			.notify = &b.notify, .upstream = b.upstream,
 		};
 		b.policy = NULL;   /* the server owns it now */
+		b.upstream = NULL; /* and the upstream */
 		b.listen_fd = -1;  /* and the socket */
 		ret = server_run(&parts);
 		/* An activated socket is systemd's to keep for the next start. */

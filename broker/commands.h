@@ -8,6 +8,7 @@
 int cmd_init(int argc, char **argv);         /* cmd_init.c */
 int cmd_check_policy(int argc, char **argv); /* check_policy.c */
 int cmd_audit_verify(int argc, char **argv); /* audit_verify.c */
+int cmd_upstream_reset(int argc, char **argv); /* upstream_reset.c */
 
 /* run: argv[first..] are options (argv[0] is the program). */
 int cmd_run(int argc, char **argv, int first); /* cmd_run.c */

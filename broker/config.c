@@ -18,7 +18,7 @@
 #define CONFIG_MAX_FILE (64 * 1024)
 #define CONFIG_MAX_LINE 4096
 
-enum value_kind { V_PATH, V_STRING, V_UINT, V_MODE, V_SYNC, V_LEVEL };
+enum value_kind { V_PATH, V_STRING, V_LIST, V_UINT, V_MODE, V_SYNC, V_LEVEL, V_UPSTREAM };
 
 struct setting {
 	const char *key;
@@ -51,6 +51,15 @@ static const struct setting settings[] = {
 	{ "connect-burst", V_UINT, STR(connect_burst), 1, 10000000 },
 	{ "log-level", V_LEVEL, STR(log_level), 0, 0 },
 	{ "metrics-listen", V_STRING, STR(metrics_listen), 0, 0 },
+	{ "upstream", V_UPSTREAM, STR(upstream_etcd), 0, 0 },
+	{ "etcd-endpoints", V_LIST, STR(etcd_endpoints), 0, 0 },
+	{ "etcd-prefix", V_STRING, STR(etcd_prefix), 0, 0 },
+	{ "etcd-cacert", V_PATH, STR(etcd_cacert), 0, 0 },
+	{ "etcd-cert", V_PATH, STR(etcd_cert), 0, 0 },
+	{ "etcd-key", V_PATH, STR(etcd_key), 0, 0 },
+	{ "etcd-user", V_STRING, STR(etcd_user), 0, 0 },
+	{ "etcd-password-file", V_PATH, STR(etcd_password_file), 0, 0 },
+	{ "cluster-key-file", V_PATH, STR(cluster_key_file), 0, 0 },
 };
 #undef STR
 
@@ -103,6 +112,14 @@ void config_free(struct config *cfg)
 	free(cfg->config);
 	free(cfg->user);
 	free(cfg->metrics_listen);
+	free(cfg->etcd_endpoints);
+	free(cfg->etcd_prefix);
+	free(cfg->etcd_cacert);
+	free(cfg->etcd_cert);
+	free(cfg->etcd_key);
+	free(cfg->etcd_user);
+	free(cfg->etcd_password_file);
+	free(cfg->cluster_key_file);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -170,6 +187,13 @@ int config_set(struct config *cfg, const char *key, const char *value,
 		if (set_string((char **)(void *)(base + s->offset), value) != 0)
 			goto nomem;
 		return 0;
+	case V_LIST:
+		/* Up to ETCD_MAX_ENDPOINTS URLs of a few dozen bytes each. */
+		if (value[0] == '\0' || strlen(value) > 2047)
+			break;
+		if (set_string((char **)(void *)(base + s->offset), value) != 0)
+			goto nomem;
+		return 0;
 	case V_UINT:
 		if (config_parse_uint(value, s->min, s->max,
 				      (unsigned *)(void *)(base + s->offset)) != 0) {
@@ -190,6 +214,13 @@ int config_set(struct config *cfg, const char *key, const char *value,
 			return 0;
 		}
 		snprintf(err, errlen, "%s: expected batch or always", key);
+		return -1;
+	case V_UPSTREAM:
+		if (strcmp(value, "none") == 0 || strcmp(value, "etcd") == 0) {
+			cfg->upstream_etcd = strcmp(value, "etcd") == 0;
+			return 0;
+		}
+		snprintf(err, errlen, "%s: expected none or etcd", key);
 		return -1;
 	case V_LEVEL:
 		if (parse_level(value, (int *)(void *)(base + s->offset)) == 0)

@@ -37,6 +37,14 @@ struct config {
 	unsigned connect_burst;            /* and its bucket size */
 	int log_level;                     /* enum log_level */
 	char *metrics_listen;              /* ADDR for /metrics and /healthz; NULL: off */
+	/* The fleet: upstream = etcd (upstream.c); NULL strings are unset. */
+	bool upstream_etcd;
+	char *etcd_endpoints;              /* comma list of http(s)://HOST:PORT */
+	char *etcd_prefix;                 /* NULL: "/secretd/" */
+	char *etcd_cacert, *etcd_cert, *etcd_key;
+	char *etcd_user;
+	char *etcd_password_file;
+	char *cluster_key_file;
 };
 
 /* Fill cfg with the compiled-in defaults. */

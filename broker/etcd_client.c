@@ -650,6 +650,12 @@ static bool auth_problem(const struct etcd_error *e)
 
 static int map_error(const struct etcd_error *e)
 {
+	/*
+	 * Both share gRPC's OUT_OF_RANGE, and mean opposite things: a revision
+	 * above the store's is a store behind us, never a reason to resync.
+	 */
+	if (strstr(e->message, "future revision") != NULL)
+		return ETCD_E_ROLLBACK;
 	if (e->code == ETCD_GRPC_OUT_OF_RANGE || strstr(e->message, "compacted") != NULL)
 		return ETCD_E_COMPACTED;
 	if (e->code == ETCD_GRPC_UNAUTHENTICATED || e->code == 7 ||

@@ -17,6 +17,7 @@ static void usage(FILE *to)
 		"               [--SETTING VALUE ...]   (every config file key works as an option)\n"
 		"       secretd audit-verify --key-file PATH [--vault PATH] FILE...\n"
 		"       secretd check-policy PATH [--as SELECTOR... PERM NAME]\n"
+		"       secretd upstream-reset --vault PATH --key-file PATH\n"
 		"       secretd --version\n");
 }
 
@@ -34,6 +35,7 @@ static const struct command {
 	{ "init", cmd_init },
 	{ "check-policy", cmd_check_policy },
 	{ "audit-verify", cmd_audit_verify },
+	{ "upstream-reset", cmd_upstream_reset },
 };
 
 int main(int argc, char **argv)

@@ -42,6 +42,8 @@ struct metrics {
 	enum metrics_upstream upstream;
 	uint64_t upstream_revision;
 	uint64_t upstream_lag_ms;
+	uint64_t upstream_resyncs;
+	uint64_t upstream_rollbacks;
 };
 
 struct metrics *metrics_new(void)
@@ -121,6 +123,12 @@ void metrics_upstream(struct metrics *m, enum metrics_upstream state, uint64_t r
 	m->upstream_lag_ms = lag_ms;
 }
 
+void metrics_upstream_counts(struct metrics *m, uint64_t resyncs, uint64_t rollbacks_refused)
+{
+	m->upstream_resyncs = resyncs;
+	m->upstream_rollbacks = rollbacks_refused;
+}
+
 static void metrics_head(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -195,6 +203,14 @@ static void metrics_render_state(FILE *f, const struct metrics *m, const char *v
 	fputs("secretd_upstream_lag_seconds ", f);
 	metrics_seconds(f, m->upstream_lag_ms * 1000);
 	fputc('\n', f);
+	metrics_head(f, "secretd_upstream_resyncs_total", "counter",
+		     "Whole-prefix resynchronisations of the replica (first start, compaction).");
+	fprintf(f, "secretd_upstream_resyncs_total %llu\n",
+		(unsigned long long)m->upstream_resyncs);
+	metrics_head(f, "secretd_upstream_rollbacks_refused_total", "counter",
+		     "Times an upstream behind the replica, or another cluster, was refused.");
+	fprintf(f, "secretd_upstream_rollbacks_refused_total %llu\n",
+		(unsigned long long)m->upstream_rollbacks);
 	metrics_head(f, "secretd_build_info", "gauge", "The broker's version.");
 	fputs("secretd_build_info{version=\"", f);
 	/* A label value: only the characters a version uses, the rest as '_'. */

@@ -58,6 +58,8 @@ void metrics_audit_records(struct metrics *m, uint64_t written);
 
 void metrics_upstream(struct metrics *m, enum metrics_upstream state, uint64_t revision,
 		      uint64_t lag_ms);
+/* Totals so far: resynchronisations, and rollbacks (or foreign clusters) refused. */
+void metrics_upstream_counts(struct metrics *m, uint64_t resyncs, uint64_t rollbacks_refused);
 
 /*
  * The whole exposition in a malloc'ed buffer (*out, *len; free() it), or

@@ -13,6 +13,7 @@
 #include "reply.h"
 #include "request.h"
 #include "services.h"
+#include "upstream.h"
 #include "watch.h"
 #include "writer.h"
 
@@ -79,29 +80,30 @@ static bool may_read(const struct write_req *w, const struct identity *id)
 			   &ignored);
 }
 
-/* The commit is done: record it (even if the caller has gone), answer. */
-static void write_done(struct writer_job *job)
+/*
+ * The write is done (committed to the vault, or to etcd and the replica):
+ * record it (even if the caller has gone) and answer.  version is the new
+ * version of a put, or the versions an rm removed.
+ */
+static void write_finish(struct write_req *w, int status, uint32_t version,
+			 const char *message)
 {
-	struct write_req *w = (struct write_req *)(void *)job;
-	const struct vault_op *op = &job->op;
+	const struct vault_op *op = &w->job.op;
 	struct reply *r = w->reply;
 
 	r->ev.name = op->name;
 	r->ev.name_len = op->name_len;
 	/* The rule that let it through, even if a reload has changed the policy. */
 	r->ev.rule = w->rule;
-	if (op->result == VAULT_OK) {
+	if (status == WIRE_OK) {
 		r->ev.decision = "allow";
 		r->resp.status = WIRE_OK;
-		r->resp.version = may_read(w, r->ev.who) ? op->version : 0;
+		r->resp.version = may_read(w, r->ev.who) ? version : 0;
 		if (op->kind == VAULT_OP_DELETE)
-			r->ev.count = op->version;
+			r->ev.count = version;
 		else
-			r->ev.version = op->version;
-		/* Durable now, and in commit order: watchers hear of it. */
-		watch_changed(w->svc->hub, op->name, op->name_len,
-			      op->kind == VAULT_OP_DELETE ? 0 : op->version);
-	} else if (op->result == VAULT_E_NOTFOUND) {
+			r->ev.version = version;
+	} else if (status == WIRE_NOT_FOUND) {
 		/* Only an rm finds nothing; "not found" is said to readers only. */
 		r->ev.error = "not found";
 		if (may_read(w, r->ev.who)) {
@@ -111,13 +113,33 @@ static void write_done(struct writer_job *job)
 			r->resp.version = 0;
 		}
 	} else {
-		log_err("%s: %.*s: %s", r->ev.op, (int)op->name_len, op->name,
-			vault_strerror(op->result));
-		reply_error(r, WIRE_ERROR, "%s", vault_strerror(op->result));
-		r->ev.error = vault_strerror(op->result);
+		log_err("%s: %.*s: %s", r->ev.op, (int)op->name_len, op->name, message);
+		reply_error(r, status, "%s", message);
+		r->ev.error = message;
 	}
 	request_decided(w->svc, r);
 	write_req_free(w);
+}
+
+/* A local vault commit. */
+static void write_done(struct writer_job *job)
+{
+	struct write_req *w = (struct write_req *)(void *)job;
+	const struct vault_op *op = &job->op;
+
+	if (op->result == VAULT_OK)
+		/* Durable now, and in commit order: watchers hear of it. */
+		watch_changed(w->svc->hub, op->name, op->name_len,
+			      op->kind == VAULT_OP_DELETE ? 0 : op->version);
+	write_finish(w, op->result == VAULT_OK ? WIRE_OK
+			: op->result == VAULT_E_NOTFOUND ? WIRE_NOT_FOUND : WIRE_ERROR,
+		     op->version, vault_strerror(op->result));
+}
+
+/* Through etcd: it committed there and the replica holds it (upstream told watchers). */
+static void upstream_done(void *arg, int status, uint32_t version, const char *message)
+{
+	write_finish(arg, status, version, message);
 }
 
 static enum op_result submit_write(struct request *rq, enum vault_op_kind kind)
@@ -151,7 +173,21 @@ static enum op_result submit_write(struct request *rq, enum vault_op_kind kind)
 		.value = w->copy + req->name.len,
 		.value_len = req->value.len,
 	};
-	writer_submit(rq->svc->writer, &w->job);
+	if (rq->svc->upstream == NULL) {
+		writer_submit(rq->svc->writer, &w->job);
+		return OP_DEFERRED;
+	}
+	if ((kind == VAULT_OP_PUT
+		     ? upstream_put(rq->svc->upstream, w->job.op.name, w->job.op.name_len,
+				    w->job.op.value, w->job.op.value_len, upstream_done, w)
+		     : upstream_rm(rq->svc->upstream, w->job.op.name, w->job.op.name_len,
+				   upstream_done, w)) != 0) {
+		const char *why = upstream_problem(rq->svc->upstream);
+
+		write_req_free(w);
+		request_fail(rq, WIRE_UNAVAILABLE, "error", why, why);
+		return OP_DONE;
+	}
 	return OP_DEFERRED;
 }
 

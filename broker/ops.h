@@ -54,6 +54,7 @@ const struct op_entry *op_find(uint8_t type);
 /* Handlers (one file a group). */
 enum op_result op_ping(struct request *rq);     /* op_info.c */
 enum op_result op_whoami(struct request *rq);   /* op_info.c */
+enum op_result op_status(struct request *rq);   /* op_info.c */
 enum op_result op_get(struct request *rq);      /* op_secret.c */
 enum op_result op_put(struct request *rq);      /* op_secret.c */
 enum op_result op_delete(struct request *rq);   /* op_secret.c */

@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "request.h"
 #include "services.h"
+#include "upstream.h"
 #include "watch.h"
 
 #define TICK_MS 1000
@@ -38,8 +39,12 @@ struct server {
 	struct vault_writer *vault_writer;
 	const struct notify *notify;
 	struct http_server *http; /* --metrics-listen; NULL when off or stopped */
+	struct upstream *upstream_unstarted; /* until upstream_start took it */
+	bool upstream_stopping;
 	bool handles_closed;
 };
+
+static void on_upstream_stopped(void *arg);
 
 static void maybe_finish_shutdown(struct server *s)
 {
@@ -48,6 +53,14 @@ static void maybe_finish_shutdown(struct server *s)
 	if (!svc->stopping || s->handles_closed || svc->nconns > 0 || s->http != NULL ||
 	    !writer_idle(svc->writer) || !gate_idle(svc->gate))
 		return;
+	if (svc->upstream != NULL) {
+		/* Last: its steps in the writer are done, no request waits on it. */
+		if (!s->upstream_stopping) {
+			s->upstream_stopping = true;
+			upstream_stop(svc->upstream, on_upstream_stopped, s);
+		}
+		return;
+	}
 	s->handles_closed = true;
 	uv_close((uv_handle_t *)&s->tick, NULL);
 	uv_close((uv_handle_t *)&s->sig_hup, NULL);
@@ -60,6 +73,14 @@ static void maybe_finish_shutdown(struct server *s)
 static void on_part_done(void *arg)
 {
 	maybe_finish_shutdown(arg);
+}
+
+static void on_upstream_stopped(void *arg)
+{
+	struct server *s = arg;
+
+	s->svc.upstream = NULL;
+	maybe_finish_shutdown(s);
 }
 
 static void on_conn_gone(struct services *svc)
@@ -307,6 +328,7 @@ int server_run(struct server_parts *parts)
 	s->audit = parts->audit;
 	s->vault_writer = parts->writer;
 	s->notify = parts->notify;
+	s->upstream_unstarted = parts->upstream;
 	if (init_services(s, parts) != 0 || uv_loop_init(&s->loop) != 0) {
 		log_err("cannot set up the event loop");
 		close(parts->listen_fd);
@@ -321,6 +343,15 @@ int server_run(struct server_parts *parts)
 	}
 	if (start_metrics(s) != 0)
 		goto out;
+	if (s->upstream_unstarted != NULL) {
+		char err[512];
+
+		if (upstream_start(s->upstream_unstarted, &s->svc, err, sizeof(err)) != 0) {
+			log_err("%s", err);
+			goto out;
+		}
+		s->upstream_unstarted = NULL;
+	}
 	note_metrics(s);
 	log_info("serving on %s (%zu policy rules, audit-sync %s)", s->svc.cfg->socket,
 		 policy_rule_count(s->svc.policy), s->svc.cfg->audit_sync_always ? "always" : "batch");
@@ -341,6 +372,7 @@ out:
 		ret = ret == 0 ? 1 : ret;
 	}
 out_noloop:
+	upstream_free(s->upstream_unstarted);
 	policy_free(s->svc.policy);
 	limits_free(s->svc.limits);
 	buffers_free(s->svc.buffers);

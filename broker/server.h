@@ -10,6 +10,7 @@
 #include "config.h"
 #include "notify.h"
 #include "policy.h"
+#include "upstream.h"
 #include "vault.h"
 
 struct server_parts {
@@ -20,6 +21,7 @@ struct server_parts {
 	struct policy *policy; /* the server owns it from here on */
 	int listen_fd;         /* bound and listening (before privileges drop) */
 	const struct notify *notify; /* READY=1 once serving, STOPPING=1 at the end */
+	struct upstream *upstream;   /* upstream = etcd (upstream_new'd); the server owns it */
 };
 
 /*

@@ -26,6 +26,7 @@
 struct conn;
 struct watch_hub;
 struct metrics;
+struct upstream;
 TAILQ_HEAD(conn_list, conn);
 
 struct services {
@@ -40,6 +41,7 @@ struct services {
 	struct refusals refusals;
 	struct watch_hub *hub;
 	struct metrics *metrics;  /* counts only, for --metrics-listen */
+	struct upstream *upstream; /* upstream = etcd: writes go through it; else NULL */
 	struct identity self;    /* the broker, for its own records */
 	char banner[64];
 	bool stopping;

@@ -7,7 +7,8 @@
  * returned.
  *
  * Schema (version 1):
- *   meta(k TEXT PRIMARY KEY, v BLOB)   format, schema, vault_id, checkpoint
+ *   meta(k TEXT PRIMARY KEY, v BLOB)   format, schema, vault_id, checkpoint,
+ *                                      upstream (a replica's state, sealed)
  *   datakeys(term INTEGER PRIMARY KEY, nonce BLOB, wrapped BLOB)
  *   secrets(name BLOB, version INTEGER, term INTEGER, nonce BLOB, ct BLOB,
  *           PRIMARY KEY(name, version)) WITHOUT ROWID
@@ -62,6 +63,12 @@
 #define SECRET_AD_TAG "secretd-secret"
 #define DATAKEY_AD_LEN (sizeof(DATAKEY_AD_TAG) - 1 + ID_LEN + 4)
 #define SECRET_AD_MAX (sizeof(SECRET_AD_TAG) - 1 + ID_LEN + 4 + 4 + 2 + NAME_MAX_LEN)
+#define UPSTREAM_AD_TAG "secretd-upstream"
+#define UPSTREAM_AD_LEN (sizeof(UPSTREAM_AD_TAG) - 1 + ID_LEN + 4)
+/* be64 revision, be64 cluster id, be64 check revision, hash, be16 key length, key */
+#define UPSTREAM_PLAIN_MIN (8 + 8 + 8 + VAULT_UPSTREAM_HASH_LEN + 2)
+#define UPSTREAM_PLAIN_MAX (UPSTREAM_PLAIN_MIN + VAULT_UPSTREAM_KEY_MAX)
+#define UPSTREAM_REC_OVERHEAD (4 + NONCE_LEN + TAG_LEN)
 
 /* Every term's unwrapped data key; the key bytes live read-only in sodium memory. */
 struct keyring {
@@ -95,6 +102,8 @@ struct vault {
 	sqlite3_stmt *st_list;
 	sqlite3_stmt *st_versions;
 	sqlite3_stmt *st_ckpt;
+	sqlite3_stmt *st_upstream;
+	sqlite3_stmt *st_count;
 	/* reads of one turn of the loop in one read transaction (vault_hold_reads) */
 	sqlite3_stmt *st_read_begin, *st_read_end;
 	bool hold;
@@ -111,6 +120,7 @@ struct vault_writer {
 	sqlite3_stmt *st_begin, *st_commit, *st_rollback;
 	sqlite3_stmt *st_savepoint, *st_release, *st_rollback_to;
 	sqlite3_stmt *st_maxver, *st_insert, *st_prune, *st_delete, *st_ckpt;
+	sqlite3_stmt *st_insert_new, *st_remove_upto, *st_clear, *st_state_put, *st_state_del;
 };
 
 static const char schema_sql[] =
@@ -172,6 +182,15 @@ static size_t secret_ad(uint8_t ad[SECRET_AD_MAX], const uint8_t id[ID_LEN], uin
 	if (len > 0)
 		memcpy(ad + off, name, len);
 	return off + len;
+}
+
+static void upstream_ad(uint8_t ad[UPSTREAM_AD_LEN], const uint8_t id[ID_LEN], uint32_t term)
+{
+	size_t off = sizeof(UPSTREAM_AD_TAG) - 1;
+
+	memcpy(ad, UPSTREAM_AD_TAG, off);
+	memcpy(ad + off, id, ID_LEN);
+	put_be32(ad + off + ID_LEN, term);
 }
 
 /* SQLite binds a NULL pointer as SQL NULL, so empty blobs need a real pointer. */
@@ -819,6 +838,10 @@ static int prepare_reader(struct vault *v, char *err, size_t errlen)
 	if (src == SQLITE_OK)
 		src = prepare(v->db, "SELECT v FROM meta WHERE k = 'checkpoint'", &v->st_ckpt);
 	if (src == SQLITE_OK)
+		src = prepare(v->db, "SELECT v FROM meta WHERE k = 'upstream'", &v->st_upstream);
+	if (src == SQLITE_OK)
+		src = prepare(v->db, "SELECT count(DISTINCT name) FROM secrets", &v->st_count);
+	if (src == SQLITE_OK)
 		src = prepare(v->db, "BEGIN", &v->st_read_begin);
 	if (src == SQLITE_OK)
 		src = prepare(v->db, "COMMIT", &v->st_read_end);
@@ -904,6 +927,8 @@ void vault_close(struct vault *v)
 	sqlite3_finalize(v->st_list);
 	sqlite3_finalize(v->st_versions);
 	sqlite3_finalize(v->st_ckpt);
+	sqlite3_finalize(v->st_upstream);
+	sqlite3_finalize(v->st_count);
 	sqlite3_close(v->db);
 	lockfile_release(v->lock_fd); /* after SQLite let go of the file */
 	keyring_free(&v->kr);
@@ -1107,6 +1132,99 @@ out:
 	return rc;
 }
 
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t x = 0;
+
+	for (int i = 0; i < 8; i++)
+		x = x << 8 | p[i];
+	return x;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put_be64(uint8_t *p, uint64_t x)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)x;
+		x >>= 8;
+	}
+}
+
+/* Open a sealed upstream record: term | nonce | ct. */
+static int upstream_open(const struct vault *v, const uint8_t *rec, size_t len,
+			 struct vault_upstream *out)
+{
+	uint8_t plain[UPSTREAM_PLAIN_MAX], ad[UPSTREAM_AD_LEN];
+	const uint8_t *key;
+	size_t plen, klen;
+	uint32_t term;
+	uint64_t rev, crev;
+
+	if (len < UPSTREAM_REC_OVERHEAD + UPSTREAM_PLAIN_MIN ||
+	    len > UPSTREAM_REC_OVERHEAD + UPSTREAM_PLAIN_MAX)
+		return VAULT_E_INTEGRITY;
+	plen = len - UPSTREAM_REC_OVERHEAD;
+	term = get_be32(rec);
+	key = keyring_find(&v->kr, term);
+	if (key == NULL)
+		return VAULT_E_INTEGRITY;
+	upstream_ad(ad, v->id, term);
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, NULL, NULL, rec + 4 + NONCE_LEN,
+						       plen + TAG_LEN, ad, sizeof(ad), rec + 4,
+						       key) != 0)
+		return VAULT_E_INTEGRITY;
+	rev = get_be64(plain);
+	crev = get_be64(plain + 16);
+	klen = (size_t)plain[UPSTREAM_PLAIN_MIN - 2] << 8 | plain[UPSTREAM_PLAIN_MIN - 1];
+	if (rev > INT64_MAX || crev > rev || klen != plen - UPSTREAM_PLAIN_MIN)
+		return VAULT_E_INTEGRITY;
+	out->revision = (int64_t)rev;
+	out->cluster_id = get_be64(plain + 8);
+	out->check_revision = (int64_t)crev;
+	memcpy(out->check_hash, plain + 24, VAULT_UPSTREAM_HASH_LEN);
+	memcpy(out->check_key, plain + UPSTREAM_PLAIN_MIN, klen);
+	out->check_key_len = klen;
+	return VAULT_OK;
+}
+
+int vault_upstream_get(struct vault *v, struct vault_upstream *out)
+{
+	sqlite3_stmt *st = v->st_upstream;
+	int src, rc;
+
+	memset(out, 0, sizeof(*out));
+	src = sqlite3_step(st);
+	if (src == SQLITE_DONE)
+		rc = VAULT_E_NOTFOUND;
+	else if (src != SQLITE_ROW)
+		rc = sqlite_to_vault(src) == VAULT_E_NOMEM ? VAULT_E_NOMEM : VAULT_E_IO;
+	else if (sqlite3_column_type(st, 0) != SQLITE_BLOB)
+		rc = VAULT_E_INTEGRITY;
+	else
+		rc = upstream_open(v, sqlite3_column_blob(st, 0),
+				   (size_t)sqlite3_column_bytes(st, 0), out);
+	stmt_done(st);
+	return rc;
+}
+
+int vault_count(struct vault *v, size_t *out)
+{
+	sqlite3_stmt *st = v->st_count;
+	int src = sqlite3_step(st), rc = VAULT_OK;
+
+	*out = 0;
+	if (src == SQLITE_ROW && sqlite3_column_int64(st, 0) >= 0)
+		*out = (size_t)sqlite3_column_int64(st, 0);
+	else
+		rc = sqlite_to_vault(src) == VAULT_E_NOMEM ? VAULT_E_NOMEM : VAULT_E_IO;
+	stmt_done(st);
+	return rc;
+}
+
 /* ---- writes --------------------------------------------------------------- */
 
 static int prepare_writer(struct vault_writer *w)
@@ -1114,7 +1232,8 @@ static int prepare_writer(struct vault_writer *w)
 	sqlite3_stmt **slot[] = {
 		&w->st_begin, &w->st_commit, &w->st_rollback, &w->st_savepoint,
 		&w->st_release, &w->st_rollback_to, &w->st_maxver, &w->st_insert,
-		&w->st_prune, &w->st_delete, &w->st_ckpt,
+		&w->st_prune, &w->st_delete, &w->st_ckpt, &w->st_insert_new,
+		&w->st_remove_upto, &w->st_clear, &w->st_state_put, &w->st_state_del,
 	};
 	static const char *const sql[] = {
 		"BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", "SAVEPOINT op", "RELEASE op",
@@ -1126,6 +1245,13 @@ static int prepare_writer(struct vault_writer *w)
 		 " WHERE name = ?1 ORDER BY version DESC LIMIT 1 OFFSET ?2)"),
 		"DELETE FROM secrets WHERE name = ?1",
 		"INSERT OR REPLACE INTO meta(k, v) VALUES('checkpoint', ?1)",
+		/* A replica's versions are the upstream's: one already held stays as it is. */
+		("INSERT INTO secrets(name, version, term, nonce, ct) VALUES(?1, ?2, ?3, ?4, ?5)"
+		 " ON CONFLICT(name, version) DO NOTHING"),
+		"DELETE FROM secrets WHERE name = ?1 AND version <= ?2",
+		"DELETE FROM secrets",
+		"INSERT OR REPLACE INTO meta(k, v) VALUES('upstream', ?1)",
+		"DELETE FROM meta WHERE k = 'upstream'",
 	};
 	_Static_assert(sizeof(slot) / sizeof(slot[0]) == sizeof(sql) / sizeof(sql[0]),
 		       "one statement a slot");
@@ -1199,6 +1325,11 @@ void vault_writer_close(struct vault_writer *w)
 	sqlite3_finalize(w->st_prune);
 	sqlite3_finalize(w->st_delete);
 	sqlite3_finalize(w->st_ckpt);
+	sqlite3_finalize(w->st_insert_new);
+	sqlite3_finalize(w->st_remove_upto);
+	sqlite3_finalize(w->st_clear);
+	sqlite3_finalize(w->st_state_put);
+	sqlite3_finalize(w->st_state_del);
 	sqlite3_close(w->db);
 	free(w->ct);
 	free(w);
@@ -1255,10 +1386,9 @@ static int seal(struct vault_writer *w, const struct vault_op *op, uint32_t vers
 	return VAULT_OK;
 }
 
-static int insert_row(struct vault_writer *w, const struct vault_op *op, uint32_t version,
-		      uint32_t term, const uint8_t nonce[NONCE_LEN], size_t ctlen)
+static int insert_row(struct vault_writer *w, sqlite3_stmt *st, const struct vault_op *op,
+		      uint32_t version, uint32_t term, const uint8_t nonce[NONCE_LEN], size_t ctlen)
 {
-	sqlite3_stmt *st = w->st_insert;
 	int src;
 
 	src = bind_bytes(st, 1, op->name, op->name_len);
@@ -1309,7 +1439,7 @@ static int apply_put(struct vault_writer *w, struct vault_op *op)
 	rc = seal(w, op, version, term, nonce, &ctlen);
 	if (rc != VAULT_OK)
 		return rc;
-	src = insert_row(w, op, version, term, nonce, ctlen);
+	src = insert_row(w, w->st_insert, op, version, term, nonce, ctlen);
 	if (src == SQLITE_OK)
 		src = prune(w, op);
 	if (src != SQLITE_OK)
@@ -1356,6 +1486,113 @@ static int apply_checkpoint(struct vault_writer *w, const struct vault_op *op)
 	return VAULT_OK;
 }
 
+static int sql_result(int src)
+{
+	if (src == SQLITE_OK)
+		return VAULT_OK;
+	return sqlite_to_vault(src) == VAULT_E_NOMEM ? VAULT_E_NOMEM : VAULT_E_IO;
+}
+
+/* A version chosen upstream, inserted unless the vault holds it already. */
+static int replica_put(struct vault_writer *w, struct vault_change *c)
+{
+	const struct keyring *kr = &w->v->kr;
+	uint32_t term = kr->terms[kr->n - 1];
+	struct vault_op op = { .name = c->name, .name_len = c->name_len,
+			       .value = c->value, .value_len = c->value_len };
+	uint8_t nonce[NONCE_LEN];
+	size_t ctlen = 0;
+	int src, rc;
+
+	if (c->value_len > WIRE_MAX_VALUE || c->name_len > NAME_MAX_LEN || c->version == 0)
+		return VAULT_E_TOOBIG;
+	rc = seal(w, &op, c->version, term, nonce, &ctlen);
+	if (rc != VAULT_OK)
+		return rc;
+	src = insert_row(w, w->st_insert_new, &op, c->version, term, nonce, ctlen);
+	if (src != SQLITE_OK)
+		return sql_result(src);
+	c->applied = sqlite3_changes(w->db) > 0;
+	return sql_result(prune(w, &op));
+}
+
+static int replica_remove(struct vault_writer *w, struct vault_change *c)
+{
+	sqlite3_stmt *st = w->st_remove_upto;
+	int src;
+
+	src = bind_bytes(st, 1, c->name, c->name_len);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_int64(st, 2, c->version);
+	if (src == SQLITE_OK)
+		src = stmt_run(st);
+	else
+		stmt_done(st);
+	if (src != SQLITE_OK)
+		return sql_result(src);
+	c->count = (uint32_t)sqlite3_changes(w->db);
+	c->applied = c->count > 0;
+	return VAULT_OK;
+}
+
+/* Seal the state under the current term: term | nonce | ct. */
+static int replica_state(struct vault_writer *w, const struct vault_upstream *st)
+{
+	const struct keyring *kr = &w->v->kr;
+	uint32_t term = kr->terms[kr->n - 1];
+	uint8_t rec[UPSTREAM_REC_OVERHEAD + UPSTREAM_PLAIN_MAX], plain[UPSTREAM_PLAIN_MAX];
+	uint8_t ad[UPSTREAM_AD_LEN];
+	size_t plen = UPSTREAM_PLAIN_MIN + st->check_key_len;
+	int src;
+
+	if (st->revision < 0 || st->check_revision < 0 || st->check_revision > st->revision ||
+	    st->check_key_len > VAULT_UPSTREAM_KEY_MAX)
+		return VAULT_E_INTEGRITY;
+	put_be32(rec, term);
+	randombytes_buf(rec + 4, NONCE_LEN);
+	put_be64(plain, (uint64_t)st->revision);
+	put_be64(plain + 8, st->cluster_id);
+	put_be64(plain + 16, (uint64_t)st->check_revision);
+	memcpy(plain + 24, st->check_hash, VAULT_UPSTREAM_HASH_LEN);
+	put_be16(plain + UPSTREAM_PLAIN_MIN - 2, (uint16_t)st->check_key_len);
+	memcpy(plain + UPSTREAM_PLAIN_MIN, st->check_key, st->check_key_len);
+	upstream_ad(ad, w->v->id, term);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(rec + 4 + NONCE_LEN, NULL, plain, plen,
+						   ad, sizeof(ad), NULL, rec + 4,
+						   kr->keys + (kr->n - 1) * VAULT_KEY_LEN);
+	src = bind_bytes(w->st_state_put, 1, rec, UPSTREAM_REC_OVERHEAD + plen);
+	if (src == SQLITE_OK)
+		src = stmt_run(w->st_state_put);
+	else
+		stmt_done(w->st_state_put);
+	return sql_result(src);
+}
+
+static int apply_replica(struct vault_writer *w, struct vault_op *op)
+{
+	struct vault_replica *r = op->replica;
+	int rc = VAULT_OK;
+
+	if (r == NULL)
+		return VAULT_E_IO;
+	if (r->replace)
+		rc = sql_result(stmt_run(w->st_clear));
+	if (rc == VAULT_OK && r->forget)
+		rc = sql_result(stmt_run(w->st_state_del));
+	for (size_t i = 0; rc == VAULT_OK && i < r->n; i++) {
+		struct vault_change *c = &r->changes[i];
+
+		c->applied = false;
+		rc = c->kind == VAULT_CHANGE_PUT ? replica_put(w, c) : replica_remove(w, c);
+	}
+	if (rc == VAULT_OK && r->state != NULL)
+		rc = replica_state(w, r->state);
+	if (rc != VAULT_OK)
+		for (size_t i = 0; i < r->n; i++)
+			r->changes[i].applied = false;
+	return rc;
+}
+
 /*
  * One op inside its own savepoint, so that its failure undoes only its own
  * changes.  Returns -1 when the savepoint machinery itself failed: then the
@@ -1376,6 +1613,9 @@ static int apply_op(struct vault_writer *w, struct vault_op *op)
 		break;
 	case VAULT_OP_CHECKPOINT:
 		r = apply_checkpoint(w, op);
+		break;
+	case VAULT_OP_REPLICA:
+		r = apply_replica(w, op);
 		break;
 	}
 	op->result = r;

@@ -13,6 +13,7 @@
 #ifndef SECRETD_VAULT_H
 #define SECRETD_VAULT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,8 +96,65 @@ int vault_list(struct vault *v, vault_name_fn fn, void *ctx);
 typedef int (*vault_version_fn)(const char *name, size_t len, uint32_t version, void *ctx);
 int vault_list_versions(struct vault *v, vault_version_fn fn, void *ctx);
 
+/*
+ * A replica (upstream.c) remembers what it followed: the highest upstream
+ * revision applied and the upstream's cluster id, sealed under the vault's
+ * data key so that an edited file cannot make it follow a rolled-back store.
+ */
+#define VAULT_UPSTREAM_KEY_MAX 512
+#define VAULT_UPSTREAM_HASH_LEN 32
+
+struct vault_upstream {
+	int64_t revision;
+	uint64_t cluster_id;
+	/*
+	 * One upstream key as the replica applied it: its revision, the hash
+	 * of its value, the key.  A store restored from a backup and written
+	 * past the revision above has the same cluster id and revisions, but
+	 * not this key at this revision with this value.  check_revision 0:
+	 * none yet.
+	 */
+	int64_t check_revision;
+	uint8_t check_hash[VAULT_UPSTREAM_HASH_LEN];
+	uint8_t check_key[VAULT_UPSTREAM_KEY_MAX];
+	size_t check_key_len;
+};
+
+/* VAULT_E_NOTFOUND when the vault never followed an upstream. */
+int vault_upstream_get(struct vault *v, struct vault_upstream *out);
+/* How many names hold at least one version. */
+int vault_count(struct vault *v, size_t *out);
+
+/* A change that comes from the upstream with its version already chosen. */
+enum vault_change_kind { VAULT_CHANGE_PUT, VAULT_CHANGE_REMOVE };
+
+struct vault_change {
+	enum vault_change_kind kind;
+	const char *name;
+	size_t name_len;
+	uint32_t version;     /* PUT: this version; REMOVE: every version up to it */
+	const uint8_t *value; /* PUT: plaintext */
+	size_t value_len;
+	bool applied;         /* out: the vault changed (false: it held it already) */
+	uint32_t count;       /* out, REMOVE: the versions removed */
+};
+
+/*
+ * One replica step, applied as one unit (all of it or none): a watch
+ * message, a whole resynchronisation (replace: every name goes first), a
+ * write this node made through the upstream, or forgetting the upstream
+ * (forget: the state is dropped).  state NULL leaves the state as it is.
+ */
+struct vault_replica {
+	bool replace;
+	bool forget;
+	struct vault_change *changes;
+	size_t n;
+	const struct vault_upstream *state;
+};
+
 /* Writes, batched into one durable commit by the writer. */
-enum vault_op_kind { VAULT_OP_PUT, VAULT_OP_DELETE, VAULT_OP_CHECKPOINT };
+enum vault_op_kind { VAULT_OP_PUT, VAULT_OP_DELETE, VAULT_OP_CHECKPOINT, VAULT_OP_REPLICA };
 
 struct vault_op {
 	enum vault_op_kind kind;
@@ -104,6 +162,7 @@ struct vault_op {
 	size_t name_len;
 	const uint8_t *value; /* PUT: plaintext; CHECKPOINT: opaque blob */
 	size_t value_len;
+	struct vault_replica *replica; /* REPLICA */
 	/* results */
 	int result;           /* VAULT_OK or an error for this op alone */
 	uint32_t version;     /* PUT: the new version; DELETE: versions removed */

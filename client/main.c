@@ -46,6 +46,8 @@ static const struct {
 	  " -- CMD [ARG...]",
 	  "fetch every secret, then run CMD with them in its environment or files" },
 	{ "ping", cmd_ping, "ping", "check that the broker answers" },
+	{ "status", cmd_status, "status",
+	  "the broker's state: upstream, revision, lag, secrets, audit, version" },
 };
 
 #define NSUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))

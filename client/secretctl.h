@@ -22,6 +22,10 @@ int cmd_inject(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+
+/* A command answered with key/value pairs (pairs.c): WIRE_WHOAMI or WIRE_STATUS. */
+int ctl_pairs_command(int argc, char **argv, uint8_t type, const char *what);
 
 /* The usage line of a subcommand ("get NAME [-o FILE] [--version N]"). */
 const char *ctl_usage_of(const char *cmd);

@@ -96,12 +96,12 @@ static int read_blob32(struct reader *r, size_t max, struct wire_str *s)
 /* Types a client may send; a response may also be an EVENT. */
 static bool request_type_known(uint8_t type)
 {
-	return type >= WIRE_PING && type <= WIRE_WATCH;
+	return (type >= WIRE_PING && type <= WIRE_WATCH) || type == WIRE_STATUS;
 }
 
 static bool response_type_known(uint8_t type)
 {
-	return type >= WIRE_PING && type <= WIRE_EVENT;
+	return type >= WIRE_PING && type <= WIRE_STATUS;
 }
 
 uint8_t wire_type_version(uint8_t type)
@@ -110,6 +110,8 @@ uint8_t wire_type_version(uint8_t type)
 		return 1;
 	if (type == WIRE_WATCH || type == WIRE_EVENT)
 		return 2;
+	if (type == WIRE_STATUS)
+		return 3;
 	return 0;
 }
 
@@ -226,6 +228,7 @@ static int request_fields(struct reader *r, struct wire_request *req)
 	switch (req->type) {
 	case WIRE_PING:
 	case WIRE_WHOAMI:
+	case WIRE_STATUS:
 		break;
 	case WIRE_GET:
 		if ((rc = read_str16(r, WIRE_MAX_NAME, &req->name)) == 0)
@@ -348,6 +351,7 @@ static int response_fields(struct reader *r, struct wire_response *resp)
 		rc = read_items(r, false, resp);
 		break;
 	case WIRE_WHOAMI:
+	case WIRE_STATUS:
 		rc = read_items(r, true, resp);
 		break;
 	case WIRE_WATCH:
@@ -485,6 +489,7 @@ static int request_body(const struct wire_request *req, size_t *size)
 	switch (req->type) {
 	case WIRE_PING:
 	case WIRE_WHOAMI:
+	case WIRE_STATUS:
 		break;
 	case WIRE_GET:
 		if ((rc = str_body(&req->name, WIRE_MAX_NAME, size)) == 0)
@@ -570,6 +575,7 @@ static int response_ok_body(const struct wire_response *resp, size_t *size)
 		rc = items_body(resp, false, size);
 		break;
 	case WIRE_WHOAMI:
+	case WIRE_STATUS:
 		rc = items_body(resp, true, size);
 		break;
 	case WIRE_WATCH:
@@ -688,7 +694,7 @@ static void write_request(struct writer *w, const struct wire_request *req)
 		for (size_t i = 0; i < req->nitems; i++)
 			put_str16(w, &req->items[i]);
 		break;
-	default: /* PING, WHOAMI: no fields */
+	default: /* PING, WHOAMI, STATUS: no fields */
 		break;
 	}
 }
@@ -725,7 +731,7 @@ static void write_response(struct writer *w, const struct wire_response *resp)
 		put_str16(w, &resp->name);
 		put_u32(w, resp->version);
 		break;
-	default: /* LIST, WHOAMI */
+	default: /* LIST, WHOAMI, STATUS */
 		put_u32(w, (uint32_t)resp->nitems);
 		for (size_t i = 0; i < resp->nitems; i++)
 			put_str16(w, &resp->items[i]);
@@ -810,6 +816,8 @@ const char *wire_type_name(uint8_t type)
 		return "whoami";
 	case WIRE_WATCH:
 		return "watch";
+	case WIRE_STATUS:
+		return "status";
 	default:
 		return NULL;
 	}

@@ -15,7 +15,7 @@ _secretctl() {
 		cword=$COMP_CWORD
 	fi
 
-	local commands="get put list rm whoami inject watch exec ping help"
+	local commands="get put list rm whoami inject watch exec ping status help"
 	local i cmd=""
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
@@ -93,7 +93,7 @@ _secretctl() {
 		opts="--env --dir --owner --mode --allow-disk --watch --restart --signal -- --help"
 		;;
 	watch) opts="--help" ;;
-	list | rm | whoami | ping) opts="--help" ;;
+	list | rm | whoami | ping | status) opts="--help" ;;
 	*) return ;;
 	esac
 	if [[ $cur == -* ]]; then

@@ -15,12 +15,12 @@
 #include <stdint.h>
 
 /*
- * Version 2 added WATCH and EVENT.  The version byte of a message is the
+ * Version 2 added WATCH and EVENT, version 3 STATUS.  The version byte of a message is the
  * lowest protocol version that defines its type (wire_type_version), so
  * every version-1 message is still byte-identical and a version-1 peer keeps
  * working; any other version byte for a type is refused (one encoding each).
  */
-#define WIRE_VERSION 2
+#define WIRE_VERSION 3
 
 /* A frame is a 4-byte big-endian body length followed by the body. */
 #define WIRE_HEADER_SIZE 4
@@ -49,6 +49,7 @@ enum wire_type {
 	WIRE_WHOAMI = 0x06,
 	WIRE_WATCH = 0x07, /* since version 2 */
 	WIRE_EVENT = 0x08, /* since version 2; response only (0x88), pushed */
+	WIRE_STATUS = 0x09, /* since version 3: the broker's state, key=value pairs */
 };
 #define WIRE_RESPONSE_BIT 0x80
 
@@ -106,11 +107,11 @@ struct wire_response {
 	struct wire_str value; /* GET: value; PING: server banner; status != OK: message */
 	struct wire_str name;  /* EVENT: the name that changed */
 	/*
-	 * LIST: names; WHOAMI: key, value, key, value ...; WATCH: names, with
+	 * LIST: names; WHOAMI, STATUS: key, value, key, value ...; WATCH: names, with
 	 * versions[i] the version of items[i].  For encoding, `items` (and for
 	 * WATCH `versions`) point at nitems entries.  Decoding leaves both NULL
 	 * and sets `items_raw` to the validated encoded list, walked with
-	 * wire_items_next() (LIST, WHOAMI) or wire_pairs_next() (WATCH).
+	 * wire_items_next() (LIST, WHOAMI, STATUS) or wire_pairs_next() (WATCH).
 	 */
 	const struct wire_str *items;
 	const uint32_t *versions;

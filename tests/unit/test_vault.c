@@ -957,6 +957,124 @@ static void test_strerror(void **state)
 	assert_non_null(vault_strerror(12345));
 }
 
+/* ---- the replica's steps (upstream.c) -------------------------------------- */
+
+static int replica_rc(struct vault_writer *w, struct vault_replica *r)
+{
+	struct vault_op op = { .kind = VAULT_OP_REPLICA, .replica = r };
+
+	assert_int_equal(vault_write_batch(w, &op, 1), VAULT_OK);
+	return op.result;
+}
+
+static struct vault_change change_put(const char *name, uint32_t version, const char *val)
+{
+	return (struct vault_change){ .kind = VAULT_CHANGE_PUT, .name = name,
+				      .name_len = strlen(name), .version = version,
+				      .value = (const uint8_t *)val, .value_len = strlen(val) };
+}
+
+/* Versions chosen upstream land as given; one held already is left alone. */
+static void test_replica_versions(void **state)
+{
+	struct vault *v = create_open();
+	struct vault_writer *w = writer_ok(v, 3);
+	struct vault_change ch[3] = { change_put("db", 7, "seven"), change_put("db", 9, "nine"),
+				      change_put("db", 7, "not-seven") };
+	struct vault_upstream st = { .revision = 40, .cluster_id = 0x1234 }, got;
+	struct vault_replica r = { .changes = ch, .n = 3, .state = &st };
+
+	(void)state;
+	assert_int_equal(vault_upstream_get(v, &got), VAULT_E_NOTFOUND);
+	assert_int_equal(replica_rc(w, &r), VAULT_OK);
+	assert_true(ch[0].applied);
+	assert_true(ch[1].applied);
+	assert_false(ch[2].applied); /* the same version again: an echo, not a change */
+	expect_str(v, "db", 0, "nine", 9);
+	expect_str(v, "db", 7, "seven", 7);
+	assert_int_equal(vault_upstream_get(v, &got), VAULT_OK);
+	assert_int_equal(got.revision, 40);
+	assert_int_equal(got.cluster_id, 0x1234);
+
+	/* A removal takes every version up to its own, not a later one. */
+	ch[0] = change_put("db", 10, "ten");
+	ch[1] = (struct vault_change){ .kind = VAULT_CHANGE_REMOVE, .name = "db", .name_len = 2,
+				       .version = 9 };
+	r = (struct vault_replica){ .changes = ch, .n = 2, .state = NULL };
+	assert_int_equal(replica_rc(w, &r), VAULT_OK);
+	assert_true(ch[1].applied);
+	assert_int_equal(ch[1].count, 2);
+	expect_str(v, "db", 0, "ten", 10);
+	assert_int_equal(get_rc(v, "db", 9), VAULT_E_NOTFOUND);
+	assert_int_equal(vault_upstream_get(v, &got), VAULT_OK);
+	assert_int_equal(got.revision, 40); /* state NULL leaves it */
+
+	/* A resync replaces every name; forget drops the state too. */
+	put_str(w, "other", "x", 1);
+	ch[0] = change_put("fresh", 3, "three");
+	st.revision = 99;
+	r = (struct vault_replica){ .replace = true, .changes = ch, .n = 1, .state = &st };
+	assert_int_equal(replica_rc(w, &r), VAULT_OK);
+	assert_int_equal(get_rc(v, "db", 0), VAULT_E_NOTFOUND);
+	assert_int_equal(get_rc(v, "other", 0), VAULT_E_NOTFOUND);
+	expect_str(v, "fresh", 0, "three", 3);
+	r = (struct vault_replica){ .replace = true, .forget = true };
+	assert_int_equal(replica_rc(w, &r), VAULT_OK);
+	assert_int_equal(vault_upstream_get(v, &got), VAULT_E_NOTFOUND);
+	assert_int_equal(get_rc(v, "fresh", 0), VAULT_E_NOTFOUND);
+	vault_writer_close(w);
+	vault_close(v);
+}
+
+static void flip_upstream_byte(size_t at)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	uint8_t rec[256];
+	size_t len;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = 'upstream'", -1,
+					    &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	len = (size_t)sqlite3_column_bytes(st, 0);
+	assert_true(len > at && len <= sizeof(rec));
+	memcpy(rec, sqlite3_column_blob(st, 0), len);
+	sqlite3_finalize(st);
+	rec[at] ^= 1;
+	assert_int_equal(sqlite3_prepare_v2(db, "UPDATE meta SET v = ?1 WHERE k = 'upstream'", -1,
+					    &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_bind_blob(st, 1, rec, (int)len, SQLITE_TRANSIENT), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* The remembered revision is sealed: an edited file cannot lower it. */
+static void test_replica_state_sealed(void **state)
+{
+	struct vault *v = create_open();
+	struct vault_writer *w = writer_ok(v, 3);
+	struct vault_upstream st = { .revision = 500, .cluster_id = 7 }, got;
+	struct vault_replica r = { .state = &st };
+	size_t count = 9;
+
+	(void)state;
+	assert_int_equal(replica_rc(w, &r), VAULT_OK);
+	assert_int_equal(vault_count(v, &count), VAULT_OK);
+	assert_int_equal(count, 0);
+	vault_writer_close(w);
+	vault_close(v);
+	flip_upstream_byte(4 + 24 + 3); /* in the ciphertext, past term and nonce */
+	v = open_ok();
+	assert_int_equal(vault_upstream_get(v, &got), VAULT_E_INTEGRITY);
+	vault_close(v);
+	raw_exec("UPDATE meta SET v = x'00' WHERE k = 'upstream'");
+	v = open_ok();
+	assert_int_equal(vault_upstream_get(v, &got), VAULT_E_INTEGRITY);
+	vault_close(v);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -989,6 +1107,8 @@ int main(void)
 		T(test_no_plaintext_on_disk),
 		T(test_secrets_outstanding),
 		T(test_strerror),
+		T(test_replica_versions),
+		T(test_replica_state_sealed),
 	};
 
 	if (sodium_init() < 0)

@@ -82,6 +82,8 @@ static const struct req_vec req_vecs[] = {
 	  "00000009 01 04 0005 6170702f2a" },
 	{ "delete", { .type = WIRE_DELETE, .name = S("a") }, "00000005 01 05 0001 61" },
 	{ "whoami", { .type = WIRE_WHOAMI }, "00000002 01 06" },
+	/* version 3: STATUS carries 03 */
+	{ "status", { .type = WIRE_STATUS }, "00000002 03 09" },
 	/* version 2: WATCH carries the version byte 02 */
 	{ "watch one", { .type = WIRE_WATCH, .items = watch_one, .nitems = 1 },
 	  "0000000b 02 07 0001 0005 6170702f2a" },
@@ -114,6 +116,9 @@ static const struct resp_vec resp_vecs[] = {
 	{ "whoami",
 	  { .type = WIRE_WHOAMI, .status = WIRE_OK, .items = whoami_items, .nitems = 4 },
 	  "00000016 01 86 00 00000004 0003 756964 0001 30 0003 706f64 0000" },
+	{ "status",
+	  { .type = WIRE_STATUS, .status = WIRE_OK, .items = whoami_items, .nitems = 4 },
+	  "00000016 03 89 00 00000004 0003 756964 0001 30 0003 706f64 0000" },
 	{ "not found", { .type = WIRE_GET, .status = WIRE_NOT_FOUND, .value = S("not found") },
 	  "0000000e 01 82 03 0009 6e6f7420666f756e64" },
 	{ "denied", { .type = WIRE_DELETE, .status = WIRE_DENIED, .value = S("no") },
@@ -397,13 +402,15 @@ static void test_bad_version_type_status(void **state)
 	assert_int_equal(dec_req("01 00"), WIRE_E_TYPE);
 	assert_int_equal(dec_req("01 08"), WIRE_E_TYPE);
 	assert_int_equal(dec_req("02 08"), WIRE_E_TYPE); /* EVENT is response-only */
-	assert_int_equal(dec_req("02 09"), WIRE_E_TYPE);
+	assert_int_equal(dec_req("02 09"), WIRE_E_VERSION); /* STATUS is version 3 */
+	assert_int_equal(dec_req("03 0a"), WIRE_E_TYPE);
 	assert_int_equal(dec_req("01 3f"), WIRE_E_TYPE);
 	assert_int_equal(dec_req("01 81"), WIRE_E_TYPE); /* a response is no request */
 	assert_int_equal(dec_resp("01 01 00 0000"), WIRE_E_TYPE); /* nor the reverse */
 	assert_int_equal(dec_resp("01 80 00"), WIRE_E_TYPE);
-	assert_int_equal(dec_resp("01 89 00"), WIRE_E_TYPE);
-	assert_int_equal(dec_resp("02 89 00"), WIRE_E_TYPE);
+	assert_int_equal(dec_resp("01 8a 00"), WIRE_E_TYPE);
+	assert_int_equal(dec_resp("02 89 00"), WIRE_E_VERSION);
+	assert_int_equal(dec_resp("03 8a 00"), WIRE_E_TYPE);
 	assert_int_equal(dec_resp("01 ff 00"), WIRE_E_TYPE);
 
 	assert_int_equal(dec_resp("01 81 05 0000"), WIRE_E_STATUS);
@@ -556,13 +563,16 @@ static void test_encode_refusals(void **state)
 static void test_type_versions(void **state)
 {
 	(void)state;
-	assert_int_equal(WIRE_VERSION, 2);
+	assert_int_equal(WIRE_VERSION, 3);
 	for (uint8_t t = WIRE_PING; t <= WIRE_WHOAMI; t++)
 		assert_int_equal(wire_type_version(t), 1);
 	assert_int_equal(wire_type_version(WIRE_WATCH), 2);
 	assert_int_equal(wire_type_version(WIRE_EVENT), 2);
 	assert_int_equal(wire_type_version(0), 0);
-	assert_int_equal(wire_type_version(9), 0);
+	assert_int_equal(wire_type_version(WIRE_STATUS), 3);
+	assert_int_equal(wire_type_version(10), 0);
+	assert_int_equal(dec_req("02 09"), WIRE_E_VERSION);
+	assert_int_equal(dec_req("03 09"), 0);
 	/* v1 types under v2, and the reverse */
 	assert_int_equal(dec_req("02 01"), WIRE_E_VERSION);
 	assert_int_equal(dec_req("02 02 0001 61 00000000"), WIRE_E_VERSION);
@@ -710,7 +720,8 @@ static void test_type_names(void **state)
 	assert_null(wire_type_name(0));
 	assert_string_equal(wire_type_name(WIRE_WATCH), "watch");
 	assert_null(wire_type_name(WIRE_EVENT));
-	assert_null(wire_type_name(9));
+	assert_string_equal(wire_type_name(WIRE_STATUS), "status");
+	assert_null(wire_type_name(10));
 	assert_null(wire_type_name(WIRE_GET | WIRE_RESPONSE_BIT));
 }
 
