@@ -124,6 +124,16 @@ static void buf_put(struct conn *c, uint8_t *buf, size_t cap, enum limits_buf ki
 	buffers_put(c->svc->buffers, buf, cap);
 }
 
+/* An answer's buffer back, wiping only its first dirty bytes (see reply.h). */
+static void out_put(struct conn *c, uint8_t *buf, size_t cap, size_t dirty)
+{
+	if (buf == NULL)
+		return;
+	if (cap > BUFFERS_SMALL && c->slot != NULL)
+		limits_refund(c->slot, LIMITS_OUT, cap);
+	buffers_put_dirty(c->svc->buffers, buf, cap, dirty);
+}
+
 /*
  * The request buffer back.  Only its first in_len bytes can be other than
  * zero: reads fill it from in_len on, and consume() wipes what a frame
@@ -461,6 +471,7 @@ struct reply *conn_reply_new(struct conn *c, uint8_t type)
 	r->type = type;
 	r->resp.type = type;
 	r->state = REPLY_DECIDING;
+	r->out_dirty = SIZE_MAX;
 	r->started_ns = uv_hrtime();
 	TAILQ_INSERT_TAIL(&c->replies, r, link);
 	c->nreplies++;
@@ -479,7 +490,7 @@ static void reply_free(struct reply *r)
 	if (r->plain)
 		free(r->out);
 	else
-		buf_put(c, r->out, r->out_cap, LIMITS_OUT);
+		out_put(c, r->out, r->out_cap, r->out_dirty);
 	free(r->ev_text);
 	free(r);
 	conn_unref(c);
