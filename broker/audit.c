@@ -118,6 +118,10 @@ struct audit {
 	 */
 	char *pend;
 	size_t pend_len;
+	/* "YYYY-MM-DDTHH:MM:SS." of ts_sec: one gmtime a second, not a record */
+	time_t ts_sec;
+	char ts_prefix[AUDIT_TS_MAX];
+	size_t ts_prefix_len; /* 0: none yet */
 	uint64_t drops; /* times queued records were forgotten */
 	struct {
 		uint64_t seq, last_epoch;
@@ -140,18 +144,42 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static int format_ts(char *out, size_t cap)
+/* The record's time, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ" in UTC. */
+static int format_ts(struct audit *a, char *out, size_t cap)
 {
 	struct timespec ts;
-	struct tm tm;
-	int n;
+	long us;
 
-	if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || gmtime_r(&ts.tv_sec, &tm) == NULL)
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
 		return -1;
-	n = snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		     ts.tv_nsec / 1000);
-	return n > 0 && (size_t)n < cap ? 0 : -1;
+	if (a->ts_prefix_len == 0 || ts.tv_sec != a->ts_sec) {
+		struct tm tm;
+		int n;
+
+		a->ts_prefix_len = 0;
+		if (gmtime_r(&ts.tv_sec, &tm) == NULL)
+			return -1;
+		n = snprintf(a->ts_prefix, sizeof(a->ts_prefix), "%04d-%02d-%02dT%02d:%02d:%02d.",
+			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			     tm.tm_min, tm.tm_sec);
+		if (n <= 0 || (size_t)n >= sizeof(a->ts_prefix))
+			return -1;
+		a->ts_sec = ts.tv_sec;
+		a->ts_prefix_len = (size_t)n;
+	}
+	/* the prefix, six digits of microseconds, 'Z' and the terminator */
+	if (a->ts_prefix_len + 8 > cap)
+		return -1;
+	memcpy(out, a->ts_prefix, a->ts_prefix_len);
+	out += a->ts_prefix_len;
+	us = ts.tv_nsec / 1000;
+	for (int i = 5; i >= 0; i--) {
+		out[i] = (char)('0' + us % 10);
+		us /= 10;
+	}
+	out[6] = 'Z';
+	out[7] = '\0';
+	return 0;
 }
 
 /* ---- degraded state --------------------------------------------------------- */
@@ -364,7 +392,7 @@ static int seal_record(struct audit *a, const struct audit_event *ev, uint64_t e
 	char ts[AUDIT_TS_MAX];
 	size_t len;
 
-	if (format_ts(ts, sizeof(ts)) != 0)
+	if (format_ts(a, ts, sizeof(ts)) != 0)
 		return -EINVAL;
 	r.ts = ts;
 	r.seq = a->seq + 1;

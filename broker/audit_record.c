@@ -10,7 +10,6 @@
 
 #include "cgroup.h" /* CGROUP_PATH_MAX: only the constant */
 
-#include <stdio.h>
 #include <string.h>
 
 /* (broker/limits.h shadows <limits.h>: the bounds come from <stdint.h>) */
@@ -91,9 +90,19 @@ static void b_raw(struct builder *b, const char *s, size_t n)
 
 static void b_key(struct builder *b, enum field_id f)
 {
-	b_raw(b, f == F_TS ? "{\"" : ",\"", 2);
-	b_raw(b, fields[f].key, strlen(fields[f].key));
-	b_raw(b, "\":", 2);
+	const char *k = fields[f].key;
+	size_t n = strlen(k); /* a constant: the keys are a few bytes */
+
+	if (b->overflow || n + 4 > b->cap - b->len) {
+		b->overflow = true;
+		return;
+	}
+	b->p[b->len] = f == F_TS ? '{' : ',';
+	b->p[b->len + 1] = '"';
+	memcpy(b->p + b->len + 2, k, n);
+	b->p[b->len + 2 + n] = '"';
+	b->p[b->len + 3 + n] = ':';
+	b->len += n + 4;
 }
 
 /* Bytes one input byte takes once escaped. */
@@ -134,7 +143,9 @@ static void b_str(struct builder *b, enum field_id f, const char *s, size_t n)
 	b_raw(b, "\"", 1);
 	for (i = 0; i < n; i++)
 		total += esc_width(u[i]);
-	if (total <= max) {
+	if (total == n && total <= max) {
+		b_raw(b, s, n); /* nothing to escape: the usual case */
+	} else if (total <= max) {
 		for (i = 0; i < n; i++)
 			b_esc(b, u[i]);
 	} else {
@@ -152,22 +163,34 @@ static void b_cstr(struct builder *b, enum field_id f, const char *s)
 	b_str(b, f, s != NULL ? s : "", s != NULL ? strlen(s) : 0);
 }
 
-static void b_num(struct builder *b, enum field_id f, long long v)
+/* v in decimal, as printf's %llu writes it, ending at end; its start. */
+static char *decimal(char *end, unsigned long long v)
 {
-	char num[24];
-	int n = snprintf(num, sizeof(num), "%lld", v);
-
-	b_key(b, f);
-	b_raw(b, num, n > 0 ? (size_t)n : 0);
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	return end;
 }
 
 static void b_unum(struct builder *b, enum field_id f, unsigned long long v)
 {
-	char num[24];
-	int n = snprintf(num, sizeof(num), "%llu", v);
+	char num[24], *p = decimal(num + sizeof(num), v);
 
 	b_key(b, f);
-	b_raw(b, num, n > 0 ? (size_t)n : 0);
+	b_raw(b, p, (size_t)(num + sizeof(num) - p));
+}
+
+static void b_num(struct builder *b, enum field_id f, long long v)
+{
+	/* The magnitude of LLONG_MIN too, computed unsigned. */
+	unsigned long long m = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	char num[24], *p = decimal(num + sizeof(num), m);
+
+	if (v < 0)
+		*--p = '-';
+	b_key(b, f);
+	b_raw(b, p, (size_t)(num + sizeof(num) - p));
 }
 
 static void hex_encode(const uint8_t *in, size_t n, char *out)

@@ -1,4 +1,4 @@
-/* Slabs of guarded memory for small buffers, a budget for large ones. */
+/* Guarded slots (guarded.c) for small buffers, a budget for large ones. */
 #include "buffers.h"
 
 #include <stdlib.h>
@@ -6,21 +6,19 @@
 
 #include <sodium.h>
 
+#include "guarded.h"
+
 #define SLAB_BUFFERS 64
+/*
+ * The first slab is small: an idle broker (a few connections at a time)
+ * then keeps 8 pages locked instead of 64; busy ones add full slabs.
+ */
+#define SLAB_FIRST 8
 
-struct slab {
-	struct slab *next;
-	uint8_t *mem; /* sodium_malloc'd, SLAB_BUFFERS * BUFFERS_SMALL bytes */
-};
-
-/* A free small buffer keeps the link to the next one in its first bytes. */
-struct free_buf {
-	struct free_buf *next;
-};
+_Static_assert(BUFFERS_SMALL == GUARDED_SLOT, "a small buffer is one guarded slot");
 
 struct buffers {
-	struct slab *slabs;
-	struct free_buf *free;
+	struct guarded *small;
 	size_t big_budget, reserve, big_bytes;
 };
 
@@ -28,10 +26,15 @@ struct buffers *buffers_new(size_t budget, size_t reply_reserve)
 {
 	struct buffers *b = calloc(1, sizeof(*b));
 
-	if (b != NULL) {
-		b->big_budget = budget;
-		b->reserve = reply_reserve < budget ? reply_reserve : budget;
+	if (b == NULL)
+		return NULL;
+	b->small = guarded_new(SLAB_FIRST, SLAB_BUFFERS, false);
+	if (b->small == NULL) {
+		free(b);
+		return NULL;
 	}
+	b->big_budget = budget;
+	b->reserve = reply_reserve < budget ? reply_reserve : budget;
 	return b;
 }
 
@@ -39,35 +42,8 @@ void buffers_free(struct buffers *b)
 {
 	if (b == NULL)
 		return;
-	while (b->slabs != NULL) {
-		struct slab *next = b->slabs->next;
-		sodium_free(b->slabs->mem);
-		free(b->slabs);
-		b->slabs = next;
-	}
+	guarded_close(b->small);
 	free(b);
-}
-
-static int add_slab(struct buffers *b)
-{
-	struct slab *slab = calloc(1, sizeof(*slab));
-
-	if (slab == NULL)
-		return -1;
-	slab->mem = sodium_malloc(SLAB_BUFFERS * BUFFERS_SMALL);
-	if (slab->mem == NULL) {
-		free(slab);
-		return -1;
-	}
-	sodium_memzero(slab->mem, SLAB_BUFFERS * BUFFERS_SMALL);
-	for (size_t i = 0; i < SLAB_BUFFERS; i++) {
-		struct free_buf *f = (struct free_buf *)(void *)(slab->mem + i * BUFFERS_SMALL);
-		f->next = b->free;
-		b->free = f;
-	}
-	slab->next = b->slabs;
-	b->slabs = slab;
-	return 0;
 }
 
 uint8_t *buffers_get(struct buffers *b, size_t *cap, enum buffers_kind kind)
@@ -76,15 +52,10 @@ uint8_t *buffers_get(struct buffers *b, size_t *cap, enum buffers_kind kind)
 	uint8_t *buf;
 
 	if (*cap <= BUFFERS_SMALL) {
-		struct free_buf *f;
-
-		if (b->free == NULL && add_slab(b) != 0)
-			return NULL;
-		f = b->free;
-		b->free = f->next;
-		f->next = NULL;
-		*cap = BUFFERS_SMALL;
-		return (uint8_t *)f;
+		buf = guarded_take(b->small);
+		if (buf != NULL)
+			*cap = BUFFERS_SMALL;
+		return buf;
 	}
 	if (b->big_bytes > limit || *cap > limit - b->big_bytes)
 		return NULL;
@@ -96,14 +67,16 @@ uint8_t *buffers_get(struct buffers *b, size_t *cap, enum buffers_kind kind)
 
 void buffers_put(struct buffers *b, uint8_t *buf, size_t cap)
 {
+	buffers_put_dirty(b, buf, cap, cap);
+}
+
+void buffers_put_dirty(struct buffers *b, uint8_t *buf, size_t cap, size_t dirty)
+{
 	if (buf == NULL)
 		return;
 	if (cap == BUFFERS_SMALL) {
-		struct free_buf *f = (struct free_buf *)(void *)buf;
-
-		sodium_memzero(buf, cap);
-		f->next = b->free;
-		b->free = f;
+		sodium_memzero(buf, dirty < cap ? dirty : cap);
+		guarded_give(b->small, buf);
 		return;
 	}
 	b->big_bytes -= cap;

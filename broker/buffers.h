@@ -1,10 +1,10 @@
 /*
  * Guarded memory for connection buffers, which may hold secret values.
  *
- * Small buffers are carved out of slabs of sodium_malloc memory (locked,
- * between guard pages, wiped when returned), because a sodium_malloc of its
- * own costs each buffer several system calls, four memory mappings and two
- * resident pages.  Large buffers get their own sodium_malloc, within a
+ * Small buffers are guarded slots (guarded.h: locked, each between guard
+ * pages, wiped when returned, carved out of slabs), because a sodium_malloc
+ * of its own costs each buffer several system calls, four memory mappings
+ * and two resident pages.  Large buffers get their own sodium_malloc, within a
  * budget, so that clients announcing large frames cannot grow the broker
  * without bound.  Single-threaded.
  */
@@ -41,5 +41,11 @@ uint8_t *buffers_get(struct buffers *b, size_t *cap, enum buffers_kind kind);
 
 /* Wipe and give back a buffer of cap bytes (NULL is fine). */
 void buffers_put(struct buffers *b, uint8_t *buf, size_t cap);
+/*
+ * The same for a buffer of which only the first dirty bytes can be other
+ * than zero (the rest were never written, or were wiped already): only
+ * those are wiped.
+ */
+void buffers_put_dirty(struct buffers *b, uint8_t *buf, size_t cap, size_t dirty);
 
 #endif

@@ -79,6 +79,7 @@ void conn_ref(struct conn *c)
 }
 
 static void buf_put(struct conn *c, uint8_t *buf, size_t cap, enum limits_buf kind);
+static void in_put(struct conn *c);
 static void pump(struct conn *c);
 
 static void conn_free(struct conn *c)
@@ -86,7 +87,7 @@ static void conn_free(struct conn *c)
 	struct services *svc = c->svc;
 
 	/* A request buffer, charged as one (a hang-up mid-frame leaves it). */
-	buf_put(c, c->in, c->in_cap, LIMITS_IN);
+	in_put(c);
 	/* After the buffers, which are charged to the identity's slot. */
 	limits_release(svc->limits, c->slot);
 	identity_clear(&c->id);
@@ -121,6 +122,30 @@ static void buf_put(struct conn *c, uint8_t *buf, size_t cap, enum limits_buf ki
 	if (cap > BUFFERS_SMALL && c->slot != NULL)
 		limits_refund(c->slot, kind, cap);
 	buffers_put(c->svc->buffers, buf, cap);
+}
+
+/* An answer's buffer back, wiping only its first dirty bytes (see reply.h). */
+static void out_put(struct conn *c, uint8_t *buf, size_t cap, size_t dirty)
+{
+	if (buf == NULL)
+		return;
+	if (cap > BUFFERS_SMALL && c->slot != NULL)
+		limits_refund(c->slot, LIMITS_OUT, cap);
+	buffers_put_dirty(c->svc->buffers, buf, cap, dirty);
+}
+
+/*
+ * The request buffer back.  Only its first in_len bytes can be other than
+ * zero: reads fill it from in_len on, and consume() wipes what a frame
+ * leaves, so only those are wiped (not the whole 4 KiB a request).
+ */
+static void in_put(struct conn *c)
+{
+	if (c->in == NULL)
+		return;
+	if (c->in_cap > BUFFERS_SMALL && c->slot != NULL)
+		limits_refund(c->slot, LIMITS_IN, c->in_cap);
+	buffers_put_dirty(c->svc->buffers, c->in, c->in_cap, c->in_len);
 }
 
 /* Answers and the copies deferred requests keep. */
@@ -304,7 +329,7 @@ static int in_reserve(struct conn *c)
 		return -1;
 	if (c->in != NULL) {
 		memcpy(bigger, c->in, c->in_len);
-		buf_put(c, c->in, c->in_cap, LIMITS_IN);
+		in_put(c);
 	}
 	c->in = bigger;
 	c->in_cap = cap;
@@ -316,7 +341,7 @@ static void in_release_if_empty(struct conn *c)
 {
 	if (c->in_len != 0 || c->in == NULL)
 		return;
-	buf_put(c, c->in, c->in_cap, LIMITS_IN);
+	in_put(c);
 	c->in = NULL;
 	c->in_cap = 0;
 }
@@ -446,6 +471,7 @@ struct reply *conn_reply_new(struct conn *c, uint8_t type)
 	r->type = type;
 	r->resp.type = type;
 	r->state = REPLY_DECIDING;
+	r->out_dirty = SIZE_MAX;
 	r->started_ns = uv_hrtime();
 	TAILQ_INSERT_TAIL(&c->replies, r, link);
 	c->nreplies++;
@@ -464,7 +490,7 @@ static void reply_free(struct reply *r)
 	if (r->plain)
 		free(r->out);
 	else
-		buf_put(c, r->out, r->out_cap, LIMITS_OUT);
+		out_put(c, r->out, r->out_cap, r->out_dirty);
 	free(r->ev_text);
 	free(r);
 	conn_unref(c);
@@ -705,7 +731,8 @@ void conn_close(struct conn *c)
 	uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
 
-int conn_start(struct services *svc, int fd, struct identity *id)
+int conn_start(struct services *svc, int fd, struct identity *id,
+	       const struct sockaddr_un *peer, socklen_t peer_len)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	struct credential_req cred;
@@ -744,7 +771,8 @@ int conn_start(struct services *svc, int fd, struct identity *id)
 		return 0;
 	}
 	/* systemd's LoadCredential= sends nothing: it is known by its address. */
-	rc = credential_detect(fd, &c->id, &cred);
+	rc = peer != NULL ? credential_detect_addr(peer, peer_len, &c->id, &cred)
+			  : credential_detect(fd, &c->id, &cred);
 	if (rc < 0) {
 		conn_close(c);
 		return rc;
@@ -805,6 +833,14 @@ void conns_stop(struct services *svc)
 	}
 }
 
+/* The gets of a turn shared one read transaction: it ends before the wait. */
+static void on_turn_end(uv_prepare_t *h)
+{
+	struct services *svc = h->data;
+
+	vault_turn_end(svc->vault);
+}
+
 int conns_init(struct services *svc)
 {
 	int rc;
@@ -813,6 +849,17 @@ int conns_init(struct services *svc)
 	TAILQ_INIT(&svc->ready);
 	rc = uv_idle_init(svc->loop, &svc->ready_idle);
 	svc->ready_idle.data = svc;
+	if (rc != 0)
+		return rc;
+	rc = uv_prepare_init(svc->loop, &svc->turn_end);
+	svc->turn_end.data = svc;
+	if (rc == 0 && svc->vault != NULL) {
+		rc = uv_prepare_start(&svc->turn_end, on_turn_end);
+		if (rc == 0)
+			vault_hold_reads(svc->vault);
+	}
+	/* Not a reason for the loop to run on. */
+	uv_unref((uv_handle_t *)&svc->turn_end);
 	return rc;
 }
 
@@ -820,4 +867,8 @@ void conns_close(struct services *svc)
 {
 	if (!uv_is_closing((uv_handle_t *)&svc->ready_idle))
 		uv_close((uv_handle_t *)&svc->ready_idle, NULL);
+	if (!uv_is_closing((uv_handle_t *)&svc->turn_end)) {
+		vault_turn_end(svc->vault);
+		uv_close((uv_handle_t *)&svc->turn_end, NULL);
+	}
 }

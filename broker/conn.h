@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <stdint.h>
 
 #include "identity.h"
@@ -24,11 +25,14 @@ struct conn_refusals {
 	uint64_t logged_ms; /* this run last recorded; 0 none */
 };
 
+struct sockaddr_un;
 /*
  * Serve an accepted socket whose caller is *id (moved into the connection;
- * *id is cleared).  0, or -errno with fd closed.
+ * *id is cleared).  peer/peer_len: the peer's address as accept(2) gave
+ * it, or NULL to ask the socket.  0, or -errno with fd closed.
  */
-int conn_start(struct services *svc, int fd, struct identity *id);
+int conn_start(struct services *svc, int fd, struct identity *id,
+	       const struct sockaddr_un *peer, socklen_t peer_len);
 
 const struct identity *conn_identity(const struct conn *c);
 struct services *conn_services(const struct conn *c);

@@ -254,19 +254,27 @@ int credential_detect(int fd, const struct identity *id, struct credential_req *
 {
 	struct sockaddr_un sa;
 	socklen_t slen = sizeof(sa);
-	const char *why = NULL;
-	char *pid1 = NULL;
-	size_t plen;
 
 	memset(out, 0, sizeof(*out));
 	memset(&sa, 0, sizeof(sa));
 	if (getpeername(fd, (struct sockaddr *)&sa, &slen) != 0)
 		return -errno;
-	if (sa.sun_family != AF_UNIX || slen <= offsetof(struct sockaddr_un, sun_path) ||
-	    slen > sizeof(sa))
+	return credential_detect_addr(&sa, slen, id, out);
+}
+
+int credential_detect_addr(const struct sockaddr_un *sa, socklen_t slen,
+			   const struct identity *id, struct credential_req *out)
+{
+	const char *why = NULL;
+	char *pid1 = NULL;
+	size_t plen;
+
+	memset(out, 0, sizeof(*out));
+	if (sa->sun_family != AF_UNIX || slen <= offsetof(struct sockaddr_un, sun_path) ||
+	    slen > sizeof(*sa))
 		return 0;
 	plen = slen - offsetof(struct sockaddr_un, sun_path);
-	if (sa.sun_path[0] != '\0' || credential_parse_address(sa.sun_path, plen, out) != 0)
+	if (sa->sun_path[0] != '\0' || credential_parse_address(sa->sun_path, plen, out) != 0)
 		return 0;
 	if (out->refusal != NULL)
 		return 1;

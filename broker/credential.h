@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "identity.h"
 
@@ -77,5 +78,13 @@ bool credential_peer_vouches(const struct identity *id, const char *pid1_cgroup,
  * Reads /proc/1/cgroup; blocking but quick.
  */
 int credential_detect(int fd, const struct identity *id, struct credential_req *out);
+
+struct sockaddr_un;
+/*
+ * The same, for the peer address accept(2) gave (len bytes at sa), so that
+ * no getpeername is needed.
+ */
+int credential_detect_addr(const struct sockaddr_un *sa, socklen_t len,
+			   const struct identity *id, struct credential_req *out);
 
 #endif

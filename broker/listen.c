@@ -142,8 +142,11 @@ static int encode_away(struct listener *l)
 	return 0;
 }
 
-/* One accepted socket: its uid's rate, then its identity, then a connection. */
-static void admit(struct listener *l, int fd)
+/*
+ * One accepted socket: its uid's rate, then its identity, then a
+ * connection.  sa/salen: the peer's address from accept4.
+ */
+static void admit(struct listener *l, int fd, const struct sockaddr_un *sa, socklen_t salen)
 {
 	struct services *svc = l->svc;
 	struct ucred cred;
@@ -159,13 +162,13 @@ static void admit(struct listener *l, int fd)
 		turn_away(l, fd);
 		return;
 	}
-	if (peer_identify(fd, &id) != 0) {
+	if (peer_identify_cred(fd, &cred, &id) != 0) {
 		identity_clear(&id);
 		close(fd);
 		metrics_conn_refused(svc->metrics, METRICS_REFUSED_IDENTITY);
 		return;
 	}
-	rc = conn_start(svc, fd, &id);
+	rc = conn_start(svc, fd, &id, sa, salen);
 	if (rc != 0)
 		log_warn("cannot serve a connection from uid %u: %s", (unsigned)cred.uid,
 			 uv_strerror(rc));
@@ -182,10 +185,15 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	}
 	/* The rest wait for the next turn: the poll is level-triggered. */
 	for (int i = 0; i < LISTEN_ACCEPTS_PER_TURN && !l->svc->stopping; i++) {
-		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		struct sockaddr_un sa;
+		socklen_t salen = sizeof(sa);
+		int fd;
 
+		/* The peer's address comes with the socket: no getpeername later. */
+		memset(&sa, 0, sizeof(sa));
+		fd = accept4(l->fd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd >= 0) {
-			admit(l, fd);
+			admit(l, fd, &sa, salen);
 			continue;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)

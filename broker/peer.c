@@ -25,9 +25,12 @@
  *    with " (deleted)" once that cgroup is removed), and the pidfd stays
  *    alive.  So after reading the cgroup file we read the leader's state and
  *    flags from /proc/<pid>/stat: a zombie ('Z', 'X') or PF_EXITING refuses
- *    the identity, on every layout.  PF_EXITING is set before the kernel
- *    starts printing "/" and is never cleared, so a leader not exiting after
- *    the read was not exiting during it.
+ *    the identity.  The kernel prints "/" exactly while PF_EXITING is set,
+ *    which is never cleared, so a leader not exiting after the read was not
+ *    exiting during it.  On a unified-only host (the file is one "0::"
+ *    line) nothing read depends on PF_EXITING: there a zombie leader is
+ *    refused on the State line of /proc/<pid>/status, read anyway for
+ *    NSpid, and stat is not read (one file fewer per connection).
  *  - A process moving between cgroups.  The kernel composes the whole file
  *    in one go under its cgroup lock, and we take it in one read, so its
  *    lines are one consistent snapshot, taken after connect().  Moving needs
@@ -178,7 +181,13 @@ static int peer_pidfd(int fd)
 	return pidfd;
 }
 
-/* Read a whole small file below dirfd; -EFBIG if it does not fit in cap. */
+/*
+ * Read a whole small /proc file below dirfd; -EFBIG if it does not fit in
+ * cap.  The files read here (cgroup, stat) are single-record seq files:
+ * the kernel composes the whole text and hands out as much as asked, so a
+ * read shorter than what was asked is the whole file and no read for the
+ * end of the file follows.
+ */
 static int read_file_at(int dirfd, const char *name, char *buf, size_t cap, size_t *len)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -188,22 +197,23 @@ static int read_file_at(int dirfd, const char *name, char *buf, size_t cap, size
 	if (fd < 0)
 		return -errno;
 	for (;;) {
+		size_t want = cap - *len;
 		ssize_t n;
 
-		if (*len == cap) {
+		if (want == 0) {
 			rc = -EFBIG;
 			goto out;
 		}
-		n = read(fd, buf + *len, cap - *len);
+		n = read(fd, buf + *len, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			rc = -errno;
 			goto out;
 		}
-		if (n == 0)
-			break;
 		*len += (size_t)n;
+		if ((size_t)n < want)
+			break; /* the end of the file, or n == 0 */
 	}
 	rc = 0;
 out:
@@ -234,10 +244,11 @@ static int count_nspid(const char *line, size_t len)
 }
 
 /*
- * The number of NSpid entries in dirfd/status.  Streamed a line at a time:
- * the Groups line before it can be very long.
+ * The number of NSpid entries in dirfd/status, and in *state (when not
+ * NULL) the leader's state letter from the State line before it, or '\0'.
+ * Streamed a line at a time: the Groups line before it can be very long.
  */
-static int status_nspid(int dirfd)
+static int status_nspid(int dirfd, char *state)
 {
 	char chunk[4096], line[STATUS_LINE_MAX];
 	size_t llen = 0;
@@ -245,6 +256,8 @@ static int status_nspid(int dirfd)
 	int fd = openat(dirfd, "status", O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	int rc = -ENOENT;
 
+	if (state != NULL)
+		*state = '\0';
 	if (fd < 0)
 		return -errno;
 	for (;;) {
@@ -270,6 +283,9 @@ static int status_nspid(int dirfd)
 				rc = overflow ? -EFBIG : count_nspid(line, llen);
 				goto out;
 			}
+			/* "State:\tZ (zombie)" */
+			if (state != NULL && llen > 7 && memcmp(line, "State:\t", 7) == 0)
+				*state = line[7];
 			llen = 0;
 			overflow = false;
 		}
@@ -343,6 +359,17 @@ static bool leader_exiting(const struct proc_stat *st)
 	return st->state == 'Z' || st->state == 'X' || (st->flags & PF_EXITING) != 0;
 }
 
+/*
+ * The cgroup file is one "0::" line (a unified-only host).  On v1 lines the
+ * kernel prints "/" for a task with PF_EXITING set (proc_cgroup_show); on
+ * the unified line it keeps printing the cgroup the task was in.
+ */
+static bool unified_only(const struct proc_view *v)
+{
+	return v->cgroup_err == 0 && v->cgroup_len > 3 && memcmp(v->cgroup, "0::", 3) == 0 &&
+	       memchr(v->cgroup, '\n', v->cgroup_len) == v->cgroup + v->cgroup_len - 1;
+}
+
 /* True while the pidfd's process has not exited (a zombie has). */
 static bool pidfd_alive(int pidfd)
 {
@@ -364,10 +391,23 @@ static enum verdict read_window(int dirfd, int pidfd, struct proc_view *v)
 	struct proc_stat s0, s1;
 	bool timed = pidfd < 0 && stat_read(dirfd, &s0) == 0;
 	bool after;
+	char state;
 
 	v->cgroup_err = read_file_at(dirfd, "cgroup", v->cgroup, sizeof(v->cgroup),
 				     &v->cgroup_len);
-	v->nspid = status_nspid(dirfd);
+	v->nspid = status_nspid(dirfd, &state);
+	if (pidfd >= 0 && state != '\0' && unified_only(v)) {
+		/*
+		 * No v1 line, so nothing read depends on PF_EXITING: the one
+		 * line shows the leader's true cgroup even while it exits.
+		 * A zombie leader is still refused, on its State from status
+		 * (read after the cgroup file; a zombie stays one), so stat
+		 * is not read.
+		 */
+		if (!pidfd_alive(pidfd))
+			return VERDICT_EXITED;
+		return state == 'Z' || state == 'X' ? VERDICT_LEADER_EXITING : VERDICT_OK;
+	}
 	/* The leader's state after the reads, then (pidfd) that it still lives. */
 	after = stat_read(dirfd, &s1) == 0;
 	if (pidfd >= 0 ? !pidfd_alive(pidfd) : !(timed && after && s0.start == s1.start))
@@ -475,15 +515,11 @@ out:
 	return rc;
 }
 
-int peer_identify(int fd, struct identity *id)
+/* The rest of peer_identify, once the credentials are in id. */
+static int identify_rest(int fd, struct identity *id)
 {
-	int rc;
+	int rc = read_groups(fd, id);
 
-	memset(id, 0, sizeof(*id));
-	rc = read_creds(fd, id);
-	if (rc != 0)
-		goto out;
-	rc = read_groups(fd, id);
 	if (rc != 0)
 		goto out;
 	if (id->problem[0] == '\0')
@@ -497,6 +533,25 @@ out:
 	return rc;
 }
 
+int peer_identify(int fd, struct identity *id)
+{
+	int rc;
+
+	memset(id, 0, sizeof(*id));
+	rc = read_creds(fd, id);
+	return rc != 0 ? rc : identify_rest(fd, id);
+}
+
+int peer_identify_cred(int fd, const struct ucred *cred, struct identity *id)
+{
+	memset(id, 0, sizeof(*id));
+	id->uid = cred->uid;
+	id->gid = cred->gid;
+	id->pid = cred->pid;
+	id->creds = true;
+	return identify_rest(fd, id);
+}
+
 int peer_own_pidns_depth(void)
 {
 	static int depth;
@@ -507,7 +562,7 @@ int peer_own_pidns_depth(void)
 	dirfd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return -errno;
-	depth = status_nspid(dirfd);
+	depth = status_nspid(dirfd, NULL);
 	close(dirfd);
 	if (depth <= 0) {
 		int err = depth;

@@ -12,6 +12,13 @@
  */
 int peer_identify(int fd, struct identity *id);
 
+struct ucred;
+/*
+ * The same for a caller whose SO_PEERCRED the broker already read (the
+ * connect-rate check takes it before any /proc read): not asked again.
+ */
+int peer_identify_cred(int fd, const struct ucred *cred, struct identity *id);
+
 /* Number of entries in NSpid of our own /proc/self/status (for `host`). */
 int peer_own_pidns_depth(void);
 

@@ -53,6 +53,11 @@ struct reply {
 	uint64_t started_ns;         /* the request's arrival (uv_hrtime), for metrics */
 	uint8_t *out;                /* the encoded frame (guarded memory) */
 	size_t out_len, out_cap;
+	/*
+	 * The first bytes of out that may have been written (wiped when out
+	 * goes back): SIZE_MAX, all of it, unless the encoder says less.
+	 */
+	size_t out_dirty;
 	uv_write_t wreq;
 };
 

@@ -36,6 +36,11 @@ static void encode_again(struct reply *r)
 	long n = wire_encode_response(&r->resp, r->out, r->out_cap);
 
 	r->out_len = n > 0 ? (size_t)n : 0;
+	/* A shorter frame leaves the longer one's bytes behind it. */
+	if (n < 0)
+		r->out_dirty = SIZE_MAX;
+	else if ((size_t)n > r->out_dirty)
+		r->out_dirty = (size_t)n;
 	reply_drop_content(r);
 }
 
@@ -102,6 +107,7 @@ static int encode_raw(struct conn *c, struct reply *r)
 	if (len > 0)
 		memcpy(r->out, r->secret->data, len);
 	r->out_len = len;
+	r->out_dirty = len;
 	reply_drop_content(r);
 	return 0;
 }
@@ -136,6 +142,7 @@ static int encode(struct conn *c, struct reply *r)
 		return -1;
 	}
 	r->out_len = (size_t)n;
+	r->out_dirty = (size_t)n; /* the encoder writes the frame's bytes only */
 	/* The value now lives in the encoded frame only. */
 	reply_drop_content(r);
 	return 0;

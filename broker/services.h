@@ -50,6 +50,7 @@ struct services {
 	size_t nconns;
 	struct conn_list ready;  /* a whole frame waits for the next turn */
 	uv_idle_t ready_idle;
+	uv_prepare_t turn_end;   /* before the loop waits: vault_turn_end */
 	void (*on_conn_gone)(struct services *svc); /* shutdown watches it */
 };
 

@@ -40,6 +40,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "services.h"
+#include "tailq.h"
 #include "vault.h"
 #include "watch.h"
 #include "writer.h"
@@ -104,6 +105,34 @@ static void arena_free(struct arena *a)
 
 /* ---- the upstream ----------------------------------------------------------- */
 
+/*
+ * A put or rm of this node, from its call to etcd until the replica holds
+ * it.  Its own change may come back through the watch before etcd's answer
+ * does: a change of its name meanwhile waits here (parked), and is audited
+ * as a sync only if it is not this write (another revision).
+ */
+struct parked {
+	uint32_t version;
+	int64_t revision;
+};
+
+struct local_write {
+	TAILQ_ENTRY(local_write) link;
+	struct upstream *u;
+	const char *name;
+	size_t nlen;
+	const uint8_t *value;
+	size_t vlen;
+	bool rm;
+	bool committed;    /* etcd answered: revision is this write's */
+	int64_t revision;
+	struct parked *parked;
+	size_t nparked;
+	upstream_done_fn done;
+	void *arg;
+};
+TAILQ_HEAD(local_writes, local_write);
+
 enum step_kind { STEP_WATCH, STEP_RESYNC, STEP_LOCAL };
 
 /* A name's latest version, for what a resync changed. */
@@ -127,9 +156,7 @@ struct step {
 	/* STEP_RESYNC: the names and latest versions before it */
 	struct name_version *prior;
 	size_t nprior, prior_cap;
-	/* STEP_LOCAL */
-	upstream_done_fn done;
-	void *arg;
+	struct local_write *lw; /* STEP_LOCAL */
 	bool failed;           /* gathering failed: never submitted */
 };
 
@@ -160,6 +187,7 @@ struct upstream {
 	uint64_t cluster_id;
 	bool state_known;       /* the vault holds a state (else it must stay empty) */
 	unsigned steps_pending; /* in the writer */
+	struct local_writes writes; /* this node's, in flight */
 	uint64_t oldest_pending_ms;
 	uint64_t current_at_ms; /* when the replica last held all it had been sent */
 	uint64_t refused_at_ms;
@@ -373,6 +401,55 @@ static void record_sync(struct upstream *u, const char *name, size_t len, uint32
 		log_err("upstream: the sync record of %.*s could not be written", (int)len, name);
 }
 
+static struct local_write *write_of(struct upstream *u, const char *name, size_t len)
+{
+	struct local_write *lw;
+
+	TAILQ_FOREACH(lw, &u->writes, link)
+		if (lw->nlen == len && memcmp(lw->name, name, len) == 0)
+			return lw;
+	return NULL;
+}
+
+/* A change from the watch: a sync record, unless it is (or may be) this node's own write. */
+static void sync_or_park(struct upstream *u, const char *name, size_t len, uint32_t version,
+			 int64_t rev)
+{
+	struct local_write *lw = write_of(u, name, len);
+
+	if (lw != NULL && lw->committed && lw->revision == rev)
+		return; /* ours: its put or rm record says so, with the caller */
+	if (lw != NULL && !lw->committed) {
+		struct parked *p = realloc(lw->parked, (lw->nparked + 1) * sizeof(*p));
+
+		if (p != NULL) {
+			lw->parked = p;
+			p[lw->nparked++] = (struct parked){ version, rev };
+			return;
+		}
+	}
+	record_sync(u, name, len, version, rev);
+}
+
+/* etcd answered lw (revision, or 0 when it failed): what waited is not ours. */
+static void unpark(struct upstream *u, struct local_write *lw)
+{
+	for (size_t i = 0; i < lw->nparked; i++)
+		if (lw->revision == 0 || lw->parked[i].revision != lw->revision)
+			record_sync(u, lw->name, lw->nlen, lw->parked[i].version,
+				    lw->parked[i].revision);
+	free(lw->parked);
+	lw->parked = NULL;
+	lw->nparked = 0;
+}
+
+static void write_end(struct upstream *u, struct local_write *lw)
+{
+	TAILQ_REMOVE(&u->writes, lw, link);
+	free(lw->parked);
+	free(lw);
+}
+
 static int nv_cmp(const void *a, const void *b)
 {
 	const struct name_version *x = a, *y = b;
@@ -466,20 +543,21 @@ static void step_done(struct writer_job *job)
 
 			if (!c->applied)
 				continue;
+			watch_changed(u->svc->hub, c->name, c->name_len, v);
 			if (s->kind == STEP_WATCH)
-				announce(u, c->name, c->name_len, v, s->revs[i]);
-			else
-				watch_changed(u->svc->hub, c->name, c->name_len, v);
+				sync_or_park(u, c->name, c->name_len, v, s->revs[i]);
 		}
 	}
 	if (s->kind == STEP_LOCAL) {
 		const struct vault_change *c = &s->changes[0];
+		struct local_write *lw = s->lw;
 
 		if (rc == VAULT_OK)
-			s->done(s->arg, WIRE_OK,
-				c->kind == VAULT_CHANGE_PUT ? c->version : c->count, NULL);
+			lw->done(lw->arg, WIRE_OK,
+				 c->kind == VAULT_CHANGE_PUT ? c->version : c->count, NULL);
 		else
-			s->done(s->arg, WIRE_ERROR, 0, vault_strerror(rc));
+			lw->done(lw->arg, WIRE_ERROR, 0, vault_strerror(rc));
+		write_end(u, lw);
 	}
 	if (u->steps_pending == 0 && u->watch_live)
 		u->current_at_ms = now_ms(u);
@@ -964,6 +1042,7 @@ int upstream_new(const struct config *cfg, struct vault *vault, struct upstream 
 	}
 	u->cfg = cfg;
 	u->keep = cfg->keep_versions;
+	TAILQ_INIT(&u->writes);
 	snprintf(u->prefix, sizeof(u->prefix), "%s",
 		 cfg->etcd_prefix != NULL ? cfg->etcd_prefix : FLEET_DEFAULT_PREFIX);
 	u->cluster_key = sodium_malloc(FLEET_KEY_LEN);
@@ -1054,16 +1133,6 @@ void upstream_stop(struct upstream *u, void (*done)(void *arg), void *arg)
 
 /* ---- this node's writes ------------------------------------------------------ */
 
-struct local_write {
-	struct upstream *u;
-	const char *name;
-	size_t nlen;
-	const uint8_t *value;
-	size_t vlen;
-	bool rm;
-	upstream_done_fn done;
-	void *arg;
-};
 
 static int wire_status_of(int status)
 {
@@ -1088,6 +1157,9 @@ static void on_committed(const struct fleet_result *r, void *arg)
 	struct step *s = NULL;
 	struct vault_change *c = NULL;
 
+	lw->committed = true;
+	lw->revision = r->status == ETCD_OK ? r->revision : 0;
+	unpark(u, lw);
 	if (r->status != ETCD_OK) {
 		char msg[160];
 
@@ -1097,13 +1169,13 @@ static void on_committed(const struct fleet_result *r, void *arg)
 			 u->state == UP_REFUSED ? "refused (see secretctl status)"
 						: etcd_strerror(r->status));
 		lw->done(lw->arg, wire_status_of(r->status), 0, msg);
-		free(lw);
+		write_end(u, lw);
 		return;
 	}
 	if (u->closing) {
 		/* Committed in etcd; this replica is stopping and learns it at its next start. */
 		lw->done(lw->arg, WIRE_UNAVAILABLE, 0, "the broker is shutting down");
-		free(lw);
+		write_end(u, lw);
 		return;
 	}
 	s = step_new(u, STEP_LOCAL);
@@ -1118,12 +1190,10 @@ static void on_committed(const struct fleet_result *r, void *arg)
 		/* etcd has it; the watch brings it here, but this answer cannot wait for it. */
 		step_free(s);
 		lw->done(lw->arg, WIRE_ERROR, 0, "out of memory");
-		free(lw);
+		write_end(u, lw);
 		return;
 	}
-	s->done = lw->done;
-	s->arg = lw->arg;
-	free(lw);
+	s->lw = lw;
 	step_submit(u, s);
 }
 
@@ -1135,12 +1205,13 @@ static int local_write(struct upstream *u, struct local_write *lw)
 		free(lw);
 		return -1;
 	}
+	TAILQ_INSERT_TAIL(&u->writes, lw, link);
 	rc = lw->rm ? fleet_rm(u->fleet, lw->name, lw->nlen, on_committed, lw)
 		    : fleet_put(u->fleet, lw->name, lw->nlen, lw->value, lw->vlen, on_committed,
 				lw);
 	if (rc != ETCD_OK) {
 		set_problem(u, "etcd: %s", etcd_strerror(rc));
-		free(lw);
+		write_end(u, lw);
 		return -1;
 	}
 	return 0;
@@ -1153,7 +1224,8 @@ int upstream_put(struct upstream *u, const char *name, size_t nlen, const uint8_
 
 	if (lw == NULL)
 		return -1;
-	*lw = (struct local_write){ u, name, nlen, value, vlen, false, done, arg };
+	*lw = (struct local_write){ .u = u, .name = name, .nlen = nlen, .value = value,
+				    .vlen = vlen, .done = done, .arg = arg };
 	return local_write(u, lw);
 }
 
@@ -1164,7 +1236,8 @@ int upstream_rm(struct upstream *u, const char *name, size_t nlen, upstream_done
 
 	if (lw == NULL)
 		return -1;
-	*lw = (struct local_write){ u, name, nlen, NULL, 0, true, done, arg };
+	*lw = (struct local_write){ .u = u, .name = name, .nlen = nlen, .rm = true,
+				    .done = done, .arg = arg };
 	return local_write(u, lw);
 }
 

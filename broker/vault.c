@@ -34,6 +34,7 @@
 #include <secretd/names.h>
 #include <secretd/wire.h>
 
+#include "guarded.h"
 #include "lockfile.h"
 
 #define SCHEMA_VERSION 1
@@ -50,11 +51,13 @@
 
 /*
  * sodium_malloc costs an mmap, mprotects and an mlock (about 25 us), which
- * would dominate every read; so small plaintexts reuse guarded, locked
- * slots that are wiped on return.  Larger values get their own allocation.
+ * would dominate every read; so small plaintexts go into guarded slots
+ * (guarded.h: locked, between guard pages, wiped on return), slabs of them
+ * made 64 at a time.  Larger values get their own allocation.
  */
-#define POOL_SLOT 4000
-#define POOL_MAX 1024 /* spare slots kept: answers in flight at once */
+#define POOL_SLOT GUARDED_SLOT
+#define POOL_FIRST 4
+#define POOL_PER_SLAB 64
 
 #define DATAKEY_AD_TAG "secretd-datakey"
 #define SECRET_AD_TAG "secretd-secret"
@@ -74,23 +77,15 @@ struct keyring {
 	size_t n;
 };
 
-/*
- * Spare plaintext slots, all zero.  Shared by the vault and every pooled
- * secret still out, so a secret freed after vault_close (or on another
- * thread) is still handled; the last reference destroys it.
- */
-struct secret_pool {
-	pthread_mutex_t mu;
-	unsigned refs;  /* the vault's, plus one a pooled secret still out */
-	bool open;      /* false after vault_close: returned slots are freed */
-	uint8_t *spare[POOL_MAX];
-	size_t nspare;
-};
-
 /* What vault_get hands out; pub comes first so vault_secret_free finds the rest. */
 struct secret_box {
 	struct vault_secret pub;
-	struct secret_pool *pool; /* NULL: slot is a sodium_malloc of its own */
+	/*
+	 * NULL: slot is a sodium_malloc of its own.  The pool outlives the
+	 * vault while a secret is out (guarded_close), so a secret freed after
+	 * vault_close, or on another thread, is still handled.
+	 */
+	struct guarded *pool;
 	uint8_t *slot;
 	size_t cap;
 };
@@ -98,7 +93,7 @@ struct secret_box {
 struct vault {
 	sqlite3 *db;
 	int lock_fd;     /* holds PATH.lock (lockfile.c); -1 when opened for reading */
-	struct secret_pool *pool;
+	struct guarded *pool;     /* plaintext slots */
 	char *path;
 	uint8_t id[ID_LEN];
 	struct keyring kr;
@@ -109,6 +104,11 @@ struct vault {
 	sqlite3_stmt *st_ckpt;
 	sqlite3_stmt *st_upstream;
 	sqlite3_stmt *st_count;
+	/* reads of one turn of the loop in one read transaction (vault_hold_reads) */
+	sqlite3_stmt *st_read_begin, *st_read_end;
+	bool hold;
+	bool held;          /* a BEGIN of ours is open */
+	unsigned turn_reads; /* vault_get calls since the last vault_turn_end */
 };
 
 struct vault_writer {
@@ -255,80 +255,11 @@ static void keyring_free(struct keyring *kr)
 
 /* ---- plaintext buffers ------------------------------------------------------ */
 
-static struct secret_pool *pool_new(void)
-{
-	struct secret_pool *p = calloc(1, sizeof(*p));
-
-	if (p == NULL)
-		return NULL;
-	if (pthread_mutex_init(&p->mu, NULL) != 0) {
-		free(p);
-		return NULL;
-	}
-	p->refs = 1;
-	p->open = true;
-	return p;
-}
-
-/* Drop one reference, under p->mu, which this unlocks. */
-static void pool_unref_unlock(struct secret_pool *p)
-{
-	bool last = --p->refs == 0;
-
-	pthread_mutex_unlock(&p->mu);
-	if (last) {
-		pthread_mutex_destroy(&p->mu);
-		free(p);
-	}
-}
-
-static void pool_close(struct secret_pool *p)
-{
-	if (p == NULL)
-		return;
-	pthread_mutex_lock(&p->mu);
-	p->open = false;
-	while (p->nspare > 0)
-		sodium_free(p->spare[--p->nspare]);
-	pool_unref_unlock(p);
-}
-
-/* A zeroed slot of POOL_SLOT bytes, taking a reference on the pool. */
-static uint8_t *pool_take(struct secret_pool *p)
-{
-	uint8_t *slot = NULL;
-
-	pthread_mutex_lock(&p->mu);
-	if (p->nspare > 0)
-		slot = p->spare[--p->nspare];
-	p->refs++;
-	pthread_mutex_unlock(&p->mu);
-	if (slot == NULL)
-		slot = sodium_malloc(POOL_SLOT);
-	if (slot == NULL) {
-		pthread_mutex_lock(&p->mu);
-		pool_unref_unlock(p);
-	}
-	return slot;
-}
-
-/* Give back a slot the caller has wiped, and its reference. */
-static void pool_give(struct secret_pool *p, uint8_t *slot)
-{
-	pthread_mutex_lock(&p->mu);
-	if (p->open && p->nspare < POOL_MAX) {
-		p->spare[p->nspare++] = slot;
-		slot = NULL;
-	}
-	pool_unref_unlock(p);
-	sodium_free(slot);
-}
-
 /*
  * A box for len plaintext bytes.  The value ends exactly where its region
  * ends, so an overrun hits sodium's guard page; len 0 still gets one byte.
  */
-static struct secret_box *box_new(struct secret_pool *pool, size_t len)
+static struct secret_box *box_new(struct guarded *pool, size_t len)
 {
 	struct secret_box *b = calloc(1, sizeof(*b));
 	size_t need = len > 0 ? len : 1;
@@ -336,7 +267,7 @@ static struct secret_box *box_new(struct secret_pool *pool, size_t len)
 	if (b == NULL)
 		return NULL;
 	if (need <= POOL_SLOT) {
-		b->slot = pool_take(pool);
+		b->slot = guarded_take(pool);
 		b->pool = b->slot != NULL ? pool : NULL;
 		b->cap = POOL_SLOT;
 	} else {
@@ -361,7 +292,7 @@ void vault_secret_free(struct vault_secret *s)
 	if (b->pool != NULL) {
 		/* Slots come zeroed and only the value's bytes were written. */
 		sodium_memzero(b->pub.data, b->pub.len > 0 ? b->pub.len : 1);
-		pool_give(b->pool, b->slot);
+		guarded_give(b->pool, b->slot);
 	} else {
 		sodium_free(b->slot); /* wipes */
 	}
@@ -910,6 +841,10 @@ static int prepare_reader(struct vault *v, char *err, size_t errlen)
 		src = prepare(v->db, "SELECT v FROM meta WHERE k = 'upstream'", &v->st_upstream);
 	if (src == SQLITE_OK)
 		src = prepare(v->db, "SELECT count(DISTINCT name) FROM secrets", &v->st_count);
+	if (src == SQLITE_OK)
+		src = prepare(v->db, "BEGIN", &v->st_read_begin);
+	if (src == SQLITE_OK)
+		src = prepare(v->db, "COMMIT", &v->st_read_end);
 	if (src != SQLITE_OK) {
 		set_err(err, errlen, "vault %s: not a secretd vault (%s)", v->path,
 			sqlite3_errmsg(v->db));
@@ -938,7 +873,8 @@ static int open_vault(const char *path, const uint8_t master[VAULT_KEY_LEN], boo
 	v = calloc(1, sizeof(*v));
 	if (v != NULL)
 		v->lock_fd = -1;
-	if (v == NULL || (v->path = strdup(path)) == NULL || (v->pool = pool_new()) == NULL) {
+	if (v == NULL || (v->path = strdup(path)) == NULL ||
+	    (v->pool = guarded_new(POOL_FIRST, POOL_PER_SLAB, true)) == NULL) {
 		set_err(err, errlen, "vault %s: out of memory", path);
 		goto out;
 	}
@@ -983,6 +919,9 @@ void vault_close(struct vault *v)
 {
 	if (v == NULL)
 		return;
+	vault_turn_end(v);
+	sqlite3_finalize(v->st_read_begin);
+	sqlite3_finalize(v->st_read_end);
 	sqlite3_finalize(v->st_latest);
 	sqlite3_finalize(v->st_version);
 	sqlite3_finalize(v->st_list);
@@ -993,7 +932,7 @@ void vault_close(struct vault *v)
 	sqlite3_close(v->db);
 	lockfile_release(v->lock_fd); /* after SQLite let go of the file */
 	keyring_free(&v->kr);
-	pool_close(v->pool);
+	guarded_close(v->pool);
 	free(v->path);
 	free(v);
 }
@@ -1043,6 +982,53 @@ out:
 	return rc;
 }
 
+/*
+ * Reads held together.  SQLite takes and drops a WAL read lock (two fcntl
+ * calls on the -shm file) for each transaction; with many gets in one turn
+ * of the loop, the second one opens a read transaction that the rest share
+ * and vault_turn_end closes before the loop sleeps.  The first read of a
+ * turn stays a transaction of its own, so one get a turn costs no BEGIN
+ * and COMMIT.  A transaction is never held while the loop waits: the WAL
+ * can still be checkpointed and restarted by the writer.
+ */
+void vault_hold_reads(struct vault *v)
+{
+	v->hold = true;
+}
+
+void vault_turn_end(struct vault *v)
+{
+	if (v == NULL)
+		return;
+	v->turn_reads = 0;
+	if (!v->held)
+		return;
+	v->held = false;
+	if (sqlite3_get_autocommit(v->db))
+		return; /* already ended (an error rolls a transaction back) */
+	if (sqlite3_step(v->st_read_end) != SQLITE_DONE) {
+		sqlite3_reset(v->st_read_end);
+		(void)sqlite3_exec(v->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	sqlite3_reset(v->st_read_end);
+}
+
+void vault_writer_committed(struct vault_writer *w)
+{
+	if (w != NULL)
+		vault_turn_end(w->v);
+}
+
+static void read_enter(struct vault *v)
+{
+	if (!v->hold || v->held || v->turn_reads++ == 0 || !sqlite3_get_autocommit(v->db))
+		return;
+	/* Without it the read is its own transaction, as before: nothing lost. */
+	if (sqlite3_step(v->st_read_begin) == SQLITE_DONE)
+		v->held = true;
+	sqlite3_reset(v->st_read_begin);
+}
+
 int vault_get(struct vault *v, const char *name, size_t len, uint32_t version,
 	      struct vault_secret **out)
 {
@@ -1052,6 +1038,7 @@ int vault_get(struct vault *v, const char *name, size_t len, uint32_t version,
 	*out = NULL;
 	if (len > NAME_MAX_LEN)
 		goto out;
+	read_enter(v);
 	src = bind_bytes(st, 1, name, len);
 	if (src == SQLITE_OK && version != 0)
 		src = sqlite3_bind_int64(st, 2, version);

@@ -71,6 +71,17 @@ int vault_get(struct vault *v, const char *name, size_t len, uint32_t version,
 void vault_secret_free(struct vault_secret *s);
 
 /*
+ * Let the gets of one turn of the loop share one read transaction (the
+ * broker; see vault.c).  Whoever calls it must call vault_turn_end before
+ * the loop waits for events, and vault_writer_committed (on the loop
+ * thread) after each commit of the writer before anything acts on it, so
+ * that a read after an acknowledged write sees it.
+ */
+void vault_hold_reads(struct vault *v);
+void vault_turn_end(struct vault *v);
+void vault_writer_committed(struct vault_writer *w);
+
+/*
  * Call fn for every name with at least one version, in byte order
  * (memcmp, shorter first on a tie).  fn returns 0 to go on, nonzero to stop
  * (that value is returned).  Names are passed with their length.

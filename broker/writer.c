@@ -62,6 +62,8 @@ static void writer_after(uv_work_t *work, int status)
 	size_t i = 0;
 
 	(void)status;
+	/* Reads from here on see this commit (vault_hold_reads). */
+	vault_writer_committed(w->vw);
 	/*
 	 * Take every result out of the batch before completing anyone: a
 	 * completion lets its connection go on to its next (pipelined) put,

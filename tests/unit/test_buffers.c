@@ -50,6 +50,33 @@ static void test_small_wiped(void **state)
 	buffers_free(b);
 }
 
+/* Given back with its dirty length: those bytes are wiped, the buffer zero again. */
+static void test_small_dirty(void **state)
+{
+	struct buffers *b = buffers_new(1024 * KIB, 256 * KIB);
+	size_t cap = 100;
+	uint8_t *buf, *again;
+
+	(void)state;
+	assert_non_null(b);
+	buf = buffers_get(b, &cap, BUFFERS_REPLY);
+	assert_non_null(buf);
+	memset(buf, 0xa5, 300);
+	buffers_put_dirty(b, buf, cap, 300);
+	cap = 1;
+	again = buffers_get(b, &cap, BUFFERS_REPLY);
+	assert_ptr_equal(again, buf);
+	assert_true(all_zero(again, cap));
+	/* More than the buffer holds is all of it. */
+	memset(again, 0x5a, cap);
+	buffers_put_dirty(b, again, cap, (size_t)-1);
+	cap = 1;
+	buf = buffers_get(b, &cap, BUFFERS_REPLY);
+	assert_true(all_zero(buf, cap));
+	buffers_put(b, buf, cap);
+	buffers_free(b);
+}
+
 /* More than a slab's worth: distinct, whole, and all given back. */
 static void test_many_small(void **state)
 {
@@ -203,6 +230,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_small_wiped),
+		cmocka_unit_test(test_small_dirty),
 		cmocka_unit_test(test_many_small),
 		cmocka_unit_test(test_budget_and_reserve),
 		cmocka_unit_test(test_requests_refused_before_replies),

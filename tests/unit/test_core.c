@@ -260,7 +260,7 @@ static void connect_peer_buf(struct fx *f, struct peer *p, int sndbuf)
 	id.host = true;
 	id.cgroup = strdup("/system.slice/test.service");
 	assert_non_null(id.cgroup);
-	assert_int_equal(conn_start(&f->svc, sv[0], &id), 0);
+	assert_int_equal(conn_start(&f->svc, sv[0], &id, NULL, 0), 0);
 	assert_null(id.cgroup); /* moved into the connection */
 	memset(p, 0, sizeof(*p));
 	p->fd = sv[1];

@@ -296,6 +296,39 @@ static void test_unknown_schema(void **state)
 
 /* ---- values and versions ------------------------------------------------------ */
 
+/*
+ * Held reads (vault_hold_reads): the gets of one turn share a snapshot,
+ * which must end at the turn's end and at each writer commit, so that a
+ * get after an acknowledged put sees it.
+ */
+static void test_held_reads(void **state)
+{
+	struct vault *v = create_open();
+	struct vault_writer *w = writer_ok(v, 10);
+
+	(void)state;
+	put_str(w, "k", "one", 1);
+	vault_hold_reads(v);
+	expect_str(v, "k", 0, "one", 1);
+	expect_str(v, "k", 0, "one", 1); /* the second get of the turn holds its snapshot */
+	put_str(w, "k", "two", 2);
+	expect_str(v, "k", 0, "one", 1); /* the snapshot: why the writer must say so */
+	vault_writer_committed(w);
+	expect_str(v, "k", 0, "two", 2);
+	expect_str(v, "k", 0, "two", 2);
+	put_str(w, "k", "three", 3);
+	vault_turn_end(v);
+	expect_str(v, "k", 0, "three", 3);
+	/* One get a turn is its own transaction: a commit is seen at once. */
+	vault_turn_end(v);
+	expect_str(v, "k", 0, "three", 3);
+	put_str(w, "k", "four", 4);
+	vault_turn_end(v);
+	expect_str(v, "k", 0, "four", 4);
+	vault_writer_close(w);
+	vault_close(v); /* with a read transaction open */
+}
+
 static void test_round_trip(void **state)
 {
 	static const uint8_t bin[] = { 0, 1, 0, 0xff, 'a', 0, '\n', 0 };
@@ -1053,6 +1086,7 @@ int main(void)
 		T(test_not_a_vault),
 		T(test_unknown_schema),
 		T(test_round_trip),
+		T(test_held_reads),
 		T(test_versions_pruned),
 		T(test_keep_one),
 		T(test_delete),

@@ -1,0 +1,51 @@
+/*
+ * Guarded memory for everything that may hold a secret value in the clear:
+ * connection buffers (buffers.c) and decrypted values (vault.c).
+ *
+ * Memory comes in slots of GUARDED_SLOT bytes.  A slab is one mapping of
+ * many slots between two inaccessible guard pages, locked in memory (best
+ * effort, like sodium_mlock) and left out of core dumps.  With guard_each,
+ * every slot has a guard page of its own after it and ends exactly where
+ * it begins, so that a write past a value placed at the end of its slot
+ * faults instead of reaching a neighbour (the vault's values); that costs
+ * two memory mappings a slot (the kernel's vm.max_map_count bounds them),
+ * so connection buffers, which may number two a connection, share their
+ * slab's guards.  One mapping a slab instead of a sodium_malloc a slot: a
+ * slot costs no system call once its slab exists, and a resident page, not
+ * two.
+ *
+ * A slot comes zeroed; whoever gives it back has wiped what it wrote.
+ * Thread-safe: the vault's values may be dropped on
+ * any thread.  A pool closed with slots still out stays until the last one
+ * comes back.  The pool knows nothing of who uses it.
+ */
+#ifndef SECRETD_GUARDED_H
+#define SECRETD_GUARDED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUARDED_SLOT 4096
+
+struct guarded;
+
+/*
+ * first: slots in the first slab (idle memory); then slabs of per_slab.
+ * guard_each: a guard page after every slot (see above).
+ */
+struct guarded *guarded_new(size_t first, size_t per_slab, bool guard_each);
+
+/* A zeroed slot of GUARDED_SLOT bytes, or NULL when memory is out. */
+uint8_t *guarded_take(struct guarded *g);
+
+/* Give a slot back, all zero again: the caller wiped what it wrote. */
+void guarded_give(struct guarded *g, uint8_t *slot);
+
+/* Slots not given back (for tests and accounting). */
+size_t guarded_out(struct guarded *g);
+
+/* Close the pool: its memory goes when the last slot out comes back. */
+void guarded_close(struct guarded *g);
+
+#endif
