@@ -13,8 +13,13 @@
  *
  * Plaintexts of a step live in a few guarded chunks (struct arena), freed
  * and wiped with the step.
+ *
+ * This file and the etcd modules under it are built as a loadable module
+ * (secretd-upstream-etcd.so, upstream_ops.h), so that a broker without an
+ * upstream maps none of libcurl and its libraries.
  */
 #include "upstream.h"
+#include "upstream_ops.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -199,6 +204,7 @@ struct upstream {
 };
 
 static void follow(struct upstream *u);
+static void etcd_upstream_status(struct upstream *u, struct upstream_status *out);
 
 static uint64_t now_ms(const struct upstream *u)
 {
@@ -223,7 +229,7 @@ static void publish_metrics(struct upstream *u)
 
 	if (u->svc->metrics == NULL)
 		return;
-	upstream_status(u, &st);
+	etcd_upstream_status(u, &st);
 	if (u->state == UP_REFUSED)
 		m = METRICS_UPSTREAM_REFUSED;
 	else if (st.connected)
@@ -962,7 +968,7 @@ fail:
 	return -1;
 }
 
-void upstream_free(struct upstream *u)
+static void etcd_upstream_free(struct upstream *u)
 {
 	if (u == NULL)
 		return;
@@ -1026,7 +1032,7 @@ static int check_config(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-int upstream_new(const struct config *cfg, struct vault *vault, struct upstream **out,
+static int etcd_upstream_new(const struct config *cfg, struct vault *vault, struct upstream **out,
 		 char *err, size_t errlen)
 {
 	struct upstream *u;
@@ -1063,11 +1069,11 @@ int upstream_new(const struct config *cfg, struct vault *vault, struct upstream 
 	*out = u;
 	return 0;
 fail:
-	upstream_free(u);
+	etcd_upstream_free(u);
 	return -1;
 }
 
-int upstream_start(struct upstream *u, struct services *svc, char *err, size_t errlen)
+static int etcd_upstream_start(struct upstream *u, struct services *svc, char *err, size_t errlen)
 {
 	const struct config *cfg = u->cfg;
 	struct etcd_client_config ec = {
@@ -1106,7 +1112,7 @@ static void on_client_closed(void *arg)
 	void (*closed)(void *) = u->closed;
 	void *closed_arg = u->closed_arg;
 
-	upstream_free(u);
+	etcd_upstream_free(u);
 	if (closed != NULL)
 		closed(closed_arg);
 }
@@ -1118,7 +1124,7 @@ static void on_timer_closed(uv_handle_t *h)
 	etcd_client_close(u->client, on_client_closed, u);
 }
 
-void upstream_stop(struct upstream *u, void (*done)(void *arg), void *arg)
+static void etcd_upstream_stop(struct upstream *u, void (*done)(void *arg), void *arg)
 {
 	u->closing = true;
 	u->closed = done;
@@ -1217,7 +1223,7 @@ static int local_write(struct upstream *u, struct local_write *lw)
 	return 0;
 }
 
-int upstream_put(struct upstream *u, const char *name, size_t nlen, const uint8_t *value,
+static int etcd_upstream_put(struct upstream *u, const char *name, size_t nlen, const uint8_t *value,
 		 size_t vlen, upstream_done_fn done, void *arg)
 {
 	struct local_write *lw = calloc(1, sizeof(*lw));
@@ -1229,7 +1235,7 @@ int upstream_put(struct upstream *u, const char *name, size_t nlen, const uint8_
 	return local_write(u, lw);
 }
 
-int upstream_rm(struct upstream *u, const char *name, size_t nlen, upstream_done_fn done,
+static int etcd_upstream_rm(struct upstream *u, const char *name, size_t nlen, upstream_done_fn done,
 		void *arg)
 {
 	struct local_write *lw = calloc(1, sizeof(*lw));
@@ -1243,7 +1249,7 @@ int upstream_rm(struct upstream *u, const char *name, size_t nlen, upstream_done
 
 /* ---- status ----------------------------------------------------------------- */
 
-void upstream_status(struct upstream *u, struct upstream_status *out)
+static void etcd_upstream_status(struct upstream *u, struct upstream_status *out)
 {
 	uint64_t now = now_ms(u);
 	bool current = u->watch_live && u->probe_ok && u->steps_pending == 0;
@@ -1265,7 +1271,7 @@ void upstream_status(struct upstream *u, struct upstream_status *out)
 	out->rollbacks_refused = u->rollbacks;
 }
 
-const char *upstream_problem(struct upstream *u)
+static const char *etcd_upstream_problem(struct upstream *u)
 {
 	if (u->state == UP_REFUSED)
 		return u->problem;
@@ -1273,3 +1279,16 @@ const char *upstream_problem(struct upstream *u)
 		return "the fleet's etcd cannot be reached yet";
 	return u->problem[0] != '\0' ? u->problem : "the fleet's etcd cannot be reached";
 }
+
+/* What the broker finds with dlsym (upstream_ops.h). */
+const struct upstream_ops secretd_upstream_etcd = {
+	.version = SECRETD_VERSION,
+	.create = etcd_upstream_new,
+	.destroy = etcd_upstream_free,
+	.start = etcd_upstream_start,
+	.stop = etcd_upstream_stop,
+	.put = etcd_upstream_put,
+	.rm = etcd_upstream_rm,
+	.status = etcd_upstream_status,
+	.problem = etcd_upstream_problem,
+};
