@@ -55,11 +55,17 @@ note "secretd:0.1 from Dockerfile.secretd's runtime stage, with this build's bin
 mkdir -p "$T/bctx"
 cp "$SECRETD" "$T/bctx/secretd"
 cp "$SECRETCTL" "$T/bctx/secretctl"
-# The runtime stage as shipped, from its FROM on; only the two COPY lines
-# take the binaries from the context instead of the build stage.
+# The upstream module, as cmake --install puts it (LIBDIR/secretd); this
+# build's broker looks for it there or beside itself.
+mkdir -p "$T/bctx/secretd-lib"
+cp "$(dirname "$SECRETD")/secretd-upstream-etcd.so" "$T/bctx/secretd-lib/" || fail "no upstream module beside $SECRETD"
+# The runtime stage as shipped, from its FROM on; only the COPY lines take
+# the binaries and the module from the context instead of the build stage.
 sed -n '/^FROM debian:12-slim/,$p' "$C/Dockerfile.secretd" |
   sed -e 's|^COPY --from=build /usr/local/sbin/secretd |COPY secretd |' \
-    -e 's|^COPY --from=build /usr/local/bin/secretctl |COPY secretctl |' >"$T/bctx/Dockerfile"
+    -e 's|^COPY --from=build /usr/local/bin/secretctl |COPY secretctl |' \
+    -e 's|^COPY --from=build /usr/local/lib/secretd |COPY secretd-lib |' >"$T/bctx/Dockerfile"
+grep -q '^COPY secretd-lib /usr/local/lib/secretd$' "$T/bctx/Dockerfile" || fail "the runtime stage does not copy the upstream module"
 grep -q '^COPY secretd /usr/local/sbin/secretd$' "$T/bctx/Dockerfile" || fail "runtime stage not found: $(cat "$T/bctx/Dockerfile")"
 if grep -q -- '--from=build' "$T/bctx/Dockerfile"; then fail "runtime stage still copies from the build stage"; fi
 expect_status 0 docker build --network host -q -t secretd:0.1 "$T/bctx"
