@@ -74,8 +74,8 @@ static void remove_setdir(int dirfd, const char *name)
 	(void)unlinkat(dirfd, name, AT_REMOVEDIR);
 }
 
-/* Every set directory but `keep`: the old set, and whatever a killed run left. */
-static void remove_other_setdirs(int dirfd, const char *keep)
+/* Every set directory but keep and keep2 (NULL: none): old sets, and what a killed run left. */
+static void remove_other_setdirs(int dirfd, const char *keep, const char *keep2)
 {
 	char names[16][SETDIR_SIZE];
 	struct dirent *de;
@@ -102,7 +102,7 @@ static void remove_other_setdirs(int dirfd, const char *keep)
 			size_t len = strlen(de->d_name);
 
 			if (!adir_is_setdir(de->d_name) || strcmp(de->d_name, keep) == 0 ||
-			    len >= SETDIR_SIZE)
+			    (keep2 != NULL && strcmp(de->d_name, keep2) == 0) || len >= SETDIR_SIZE)
 				continue;
 			if (n == sizeof(names) / sizeof(names[0])) {
 				more = true;
@@ -139,6 +139,25 @@ static int fill_setdir(int setfd, const struct adir_file *files, size_t n,
 	if (fsync(setfd) != 0)
 		return fail(err, "syncing the new set's directory", NULL, -errno);
 	return 0;
+}
+
+/* The set ..data points at into name (cap SETDIR_SIZE); false when there is none. */
+static bool current_setdir(int dirfd, char *name)
+{
+	ssize_t n = readlinkat(dirfd, ADIR_DATA, name, SETDIR_SIZE - 1);
+
+	if (n <= 0)
+		return false;
+	name[n] = '\0';
+	return adir_is_setdir(name);
+}
+
+void adir_sweep(int dirfd)
+{
+	char cur[SETDIR_SIZE];
+
+	if (current_setdir(dirfd, cur))
+		remove_other_setdirs(dirfd, cur, NULL);
 }
 
 /* Point "..data" at setname with one rename of a fresh link over it. */
@@ -187,13 +206,14 @@ static int link_file(int dirfd, const char *file, struct adir_error *err)
 int adir_update(int dirfd, const struct adir_file *files, size_t n,
 		const struct afile_attrs *attrs, struct adir_error *err)
 {
-	char setname[SETDIR_SIZE];
+	char setname[SETDIR_SIZE], prev[SETDIR_SIZE];
 	int setfd = -1;
-	bool made = false, switched = false;
+	bool made = false, switched = false, had_prev;
 	int rc;
 
 	err->failed = NULL;
 	err->failed_file = NULL;
+	had_prev = current_setdir(dirfd, prev);
 	rc = make_setdir(dirfd, setname);
 	if (rc != 0) {
 		rc = fail(err, "creating the new set's directory", NULL, rc);
@@ -220,8 +240,13 @@ out:
 		close(setfd);
 	if (made && !switched)
 		remove_setdir(dirfd, setname);
+	/*
+	 * The set before stays until adir_sweep: a reader that resolved
+	 * ..data to it a moment before the switch still finds its files.
+	 * Anything older goes now.
+	 */
 	if (switched)
-		remove_other_setdirs(dirfd, setname);
+		remove_other_setdirs(dirfd, setname, had_prev ? prev : NULL);
 	afile_sweep(dirfd);
 	return rc;
 }

@@ -40,13 +40,21 @@ struct adir_error {
 /*
  * Replace the set in dirfd with files[0..n): written into a new timestamped
  * directory, switched to by renaming "..data", FILE links made where missing
- * (a file or link of another kind at FILE is replaced), then every other
- * timestamped directory removed (the old set, and any a killed run left).
+ * (a file or link of another kind at FILE is replaced), then every older
+ * timestamped directory removed (any a killed run left) but the set just
+ * replaced: a reader that resolved ..data to it a moment before the switch
+ * must still find its files.  Call adir_sweep a little later to remove it.
  * On failure before the switch the old set stays in place, untouched, and
  * the new directory is removed.
  */
 int adir_update(int dirfd, const struct adir_file *files, size_t n,
 		const struct afile_attrs *attrs, struct adir_error *err);
+
+/* Remove every set directory but the one ..data points at. */
+void adir_sweep(int dirfd);
+
+/* How long after a switch the replaced set is removed. */
+#define ADIR_SWEEP_MS 1000
 
 /* Whether name looks like a set's directory ("..", then a digit). */
 bool adir_is_setdir(const char *name);

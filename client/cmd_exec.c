@@ -493,6 +493,10 @@ static int supervise(struct exec *x, struct follow *f, int sigfd)
 			long long left = x->kill_at - now;
 			timeout = left < 0 ? 0 : (int)left;
 		}
+		if (x->files.dirfd >= 0) {
+			inject_sweep(&x->files, sigs_now_ms(), false);
+			timeout = inject_sweep_timeout(&x->files, sigs_now_ms(), timeout);
+		}
 		if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
 			ctl_err("exec: poll: %s", strerror(errno));
 			return EXIT_ERROR;
@@ -506,6 +510,8 @@ static int supervise(struct exec *x, struct follow *f, int sigfd)
 
 static void exec_free(struct exec *x)
 {
+	if (x->files.dirfd >= 0)
+		inject_sweep(&x->files, 0, true);
 	inject_free(&x->envs);
 	inject_free(&x->files);
 	if (x->pidfd >= 0)

@@ -33,7 +33,16 @@ struct inject {
 	int dirfd;
 	struct target *targets;
 	size_t ntargets;
+	long long sweep_at; /* when to remove the replaced set (0: nothing to remove) */
 };
+
+/*
+ * After a switch the replaced set stays ADIR_SWEEP_MS (atomicdir.h) for
+ * readers still on their way into it: the loops call this when the time
+ * comes (and at exit), and wait no longer than inject_sweep_timeout.
+ */
+void inject_sweep(struct inject *in, long long now, bool force);
+int inject_sweep_timeout(const struct inject *in, long long now, int timeout);
 
 struct inject_watch {
 	const char *on_change; /* run through /bin/sh -c after each switch */

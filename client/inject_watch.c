@@ -25,6 +25,24 @@
 #include "secretctl.h"
 #include "sigs.h"
 
+void inject_sweep(struct inject *in, long long now, bool force)
+{
+	if (in->sweep_at != 0 && (force || now >= in->sweep_at)) {
+		adir_sweep(in->dirfd);
+		in->sweep_at = 0;
+	}
+}
+
+int inject_sweep_timeout(const struct inject *in, long long now, int timeout)
+{
+	long long left;
+
+	if (in->sweep_at == 0)
+		return timeout;
+	left = in->sweep_at > now ? in->sweep_at - now : 0;
+	return timeout < 0 || left < timeout ? (int)left : timeout;
+}
+
 /* The pid in a --pid-file: digits, optionally one newline. */
 #define PID_TEXT_MAX 24
 
@@ -45,6 +63,8 @@ int inject_write_set(struct inject *in)
 	}
 	rc = adir_update(in->dirfd, files, in->ntargets, &in->attrs, &err);
 	free(files);
+	if (rc == 0)
+		in->sweep_at = sigs_now_ms() + ADIR_SWEEP_MS;
 	if (rc != 0) {
 		ctl_err("%s: %s%s%s: %s: %s", in->cmd, in->dir, err.failed_file ? "/" : "",
 			err.failed_file ? err.failed_file : "", err.failed, strerror(-rc));
@@ -208,14 +228,19 @@ static int loop(struct inject *in, const struct inject_watch *w, struct follow *
 		follow_tick(f, now);
 		if (follow_fetch_due(f, now))
 			refresh(in, w, f, childmask);
+		inject_sweep(in, sigs_now_ms(), false);
 		pfd[1].fd = follow_fd(f);
-		if (poll(pfd, 2, follow_timeout(f, sigs_now_ms())) < 0 && errno != EINTR) {
+		if (poll(pfd, 2, inject_sweep_timeout(in, sigs_now_ms(),
+						      follow_timeout(f, sigs_now_ms()))) < 0 &&
+		    errno != EINTR) {
 			ctl_err("%s: poll: %s", in->cmd, strerror(errno));
 			return EXIT_ERROR;
 		}
 		while ((pfd[0].revents & POLLIN) && (sig = sigs_read(sigfd)) > 0) {
-			if (sig == SIGTERM || sig == SIGINT)
+			if (sig == SIGTERM || sig == SIGINT) {
+				inject_sweep(in, 0, true);
 				return EXIT_OK;
+			}
 			if (sig == SIGCHLD)
 				reap(in->cmd);
 		}
