@@ -270,7 +270,10 @@ static void test_churn(void **state)
 		assert_true(WIFEXITED(status));
 		assert_int_equal(WEXITSTATUS(status), 0);
 	}
-	/* old sets removed: one set directory, the links, nothing else */
+	/* older sets removed; the one just replaced stays for readers on their way */
+	listing(list, sizeof(list));
+	assert_string_equal(list, "SET SET ..data a b c ");
+	adir_sweep(dirfd_);
 	listing(list, sizeof(list));
 	assert_string_equal(list, "SET ..data a b c ");
 }
@@ -315,14 +318,48 @@ static void test_stale_sets_removed(void **state)
 	assert_int_equal(mkdirat(dirfd_, "..2020_01_01_00_00_00.1", 0755), 0);
 	assert_int_equal(symlinkat("nowhere", dirfd_, "..data_tmp"), 0);
 	update(2);
+	/* the stale one is gone at the switch; the set of update(1) waits for the sweep */
+	listing(list, sizeof(list));
+	assert_string_equal(list, "SET SET ..data a b c ");
+	adir_sweep(dirfd_);
 	listing(list, sizeof(list));
 	assert_string_equal(list, "SET ..data a b c ");
+}
+
+/*
+ * A reader that resolved ..data to the old set just before the switch
+ * still finds every file in it, until the sweep.
+ */
+static void test_replaced_set_readable(void **state)
+{
+	char old[300], path[400], buf[MAXLEN + 1];
+	ssize_t n;
+	int fd;
+
+	(void)state;
+	update(1);
+	n = readlinkat(dirfd_, "..data", old, sizeof(old) - 1);
+	assert_true(n > 0);
+	old[n] = '\0';
+	update(2);
+	snprintf(path, sizeof(path), "%s/a", old);
+	fd = openat(dirfd_, path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_int_equal(check(buf, (size_t)n, 0), 1);
+	adir_sweep(dirfd_);
+	assert_true(openat(dirfd_, path, O_RDONLY | O_CLOEXEC) < 0);
+	assert_int_equal(errno, ENOENT);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replaced_set_readable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_churn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_update, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_sets_removed, setup, teardown),
