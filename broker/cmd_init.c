@@ -16,22 +16,28 @@ static int init_usage(void)
 	return 2;
 }
 
+int cmd_vault_key_args(int argc, char **argv, const char **vault, const char **key)
+{
+	*vault = *key = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--vault") == 0 && i + 1 < argc)
+			*vault = argv[++i];
+		else if (strcmp(argv[i], "--key-file") == 0 && i + 1 < argc)
+			*key = argv[++i];
+		else
+			return -1;
+	}
+	return *vault != NULL && *key != NULL ? 0 : -1;
+}
+
 int cmd_init(int argc, char **argv)
 {
-	const char *vault_path = NULL, *key_path = NULL;
+	const char *vault_path, *key_path;
 	uint8_t *key = NULL;
 	char err[512];
 	int ret = 1;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--vault") == 0 && i + 1 < argc)
-			vault_path = argv[++i];
-		else if (strcmp(argv[i], "--key-file") == 0 && i + 1 < argc)
-			key_path = argv[++i];
-		else
-			return init_usage();
-	}
-	if (vault_path == NULL || key_path == NULL)
+	if (cmd_vault_key_args(argc, argv, &vault_path, &key_path) != 0)
 		return init_usage();
 	if (sodium_init() < 0) {
 		fprintf(stderr, "secretd: libsodium failed to initialise\n");

@@ -24,7 +24,7 @@ static int reset_usage(void)
 
 int cmd_upstream_reset(int argc, char **argv)
 {
-	const char *vault_path = NULL, *key_path = NULL;
+	const char *vault_path, *key_path;
 	struct vault *v = NULL;
 	struct vault_writer *w = NULL;
 	struct vault_upstream old;
@@ -34,15 +34,7 @@ int cmd_upstream_reset(int argc, char **argv)
 	char err[512];
 	int ret = 1, rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--vault") == 0 && i + 1 < argc)
-			vault_path = argv[++i];
-		else if (strcmp(argv[i], "--key-file") == 0 && i + 1 < argc)
-			key_path = argv[++i];
-		else
-			return reset_usage();
-	}
-	if (vault_path == NULL || key_path == NULL)
+	if (cmd_vault_key_args(argc, argv, &vault_path, &key_path) != 0)
 		return reset_usage();
 	if (sodium_init() < 0) {
 		fprintf(stderr, "secretd: libsodium failed to initialise\n");
