@@ -1084,7 +1084,13 @@ static int etcd_upstream_start(struct upstream *u, struct services *svc, char *e
 	char kerr[256];
 
 	u->svc = svc;
-	if (etcd_client_new(svc->loop, &ec, &u->client, kerr, sizeof(kerr)) != ETCD_OK) {
+	int rc = etcd_client_new(svc->loop, &ec, &u->client, kerr, sizeof(kerr));
+
+	/* The client keeps its own locked copy: ours is wiped now. */
+	sodium_free(u->password);
+	u->password = NULL;
+	u->password_len = 0;
+	if (rc != ETCD_OK) {
 		snprintf(err, errlen, "etcd: %s", kerr);
 		return -1;
 	}
@@ -1098,10 +1104,11 @@ static int etcd_upstream_start(struct upstream *u, struct services *svc, char *e
 	}
 	u->timer.data = u;
 	u->current_at_ms = now_ms(u);
-	if (uv_timer_start(&u->timer, on_tick, 0, TICK_MS) != 0) {
-		snprintf(err, errlen, "cannot start the upstream's timer");
-		return -1;
-	}
+	/*
+	 * It fails only for a NULL callback; a failure here would leave an
+	 * initialised handle in memory the caller frees, so it is not taken.
+	 */
+	(void)uv_timer_start(&u->timer, on_tick, 0, TICK_MS);
 	svc->upstream = u;
 	return 0;
 }
