@@ -39,6 +39,7 @@ static const struct setting settings[] = {
 	{ "max-secret-size", V_UINT, STR(max_secret_size), 0, WIRE_MAX_VALUE },
 	{ "keep-versions", V_UINT, STR(keep_versions), 1, 1000 },
 	{ "audit-sync", V_SYNC, STR(audit_sync_always), 0, 0 },
+	{ "audit-sync-interval", V_UINT, STR(audit_sync_interval_ms), 1, 1000 },
 	{ "audit-epoch-records", V_UINT, STR(audit_epoch_records), 1, 1000000 },
 	{ "audit-epoch-seconds", V_UINT, STR(audit_epoch_seconds), 1, 86400 },
 	{ "max-connections", V_UINT, STR(max_connections), 1, 1000000 },
@@ -80,6 +81,7 @@ int config_defaults(struct config *cfg)
 	cfg->socket_mode = 0666;
 	cfg->max_secret_size = 65536;
 	cfg->keep_versions = 10;
+	cfg->audit_sync_interval_ms = 20;
 	cfg->audit_epoch_records = 1000;
 	cfg->audit_epoch_seconds = 60;
 	cfg->max_connections = 16384;

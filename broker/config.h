@@ -25,6 +25,7 @@ struct config {
 	unsigned max_secret_size;
 	unsigned keep_versions;
 	bool audit_sync_always;
+	unsigned audit_sync_interval_ms;   /* batch: records on disk within this */
 	unsigned audit_epoch_records;
 	unsigned audit_epoch_seconds;
 	unsigned max_connections;          /* in all */

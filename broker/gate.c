@@ -3,9 +3,12 @@
  * decided; after the turn of the loop, on_check writes every queued record
  * with one write(2) and releases their answers.  With audit-sync = always
  * the answers then wait for the fsync (on a worker thread) that covers their
- * records; with batch, a timer starts an fsync a few milliseconds after the
- * first unsynced record.  Each durable state becomes a checkpoint for the
- * vault, so that a log cut off afterwards is found out.
+ * records; with batch, a timer starts an fsync audit-sync-interval after the
+ * first unsynced record.  A durable state becomes a checkpoint for the
+ * vault, so that a log cut off afterwards is found out: the first one after
+ * a quiet second at once, later ones at most once a second (each is a
+ * SQLite commit with an fsync of its own, and under load one every batch
+ * cost more than the batch's own fsync).
  */
 #include "gate.h"
 
@@ -14,7 +17,7 @@
 
 #include "log.h"
 
-#define BATCH_SYNC_MS 5
+#define CHECKPOINT_MS 1000
 
 TAILQ_HEAD(gate_list, gate_item);
 
@@ -22,6 +25,7 @@ struct gate {
 	uv_loop_t *loop;
 	struct audit *audit;
 	bool always;
+	unsigned batch_ms; /* audit-sync = batch: an fsync this long after a record */
 	gate_checkpoint_fn checkpoint;
 	void *checkpoint_arg;
 	void (*idle_fn)(void *arg);
@@ -39,6 +43,12 @@ struct gate {
 	uint64_t sync_failures_before;
 	uint8_t sync_ckpt[AUDIT_CHECKPOINT_MAX];
 	size_t sync_ckpt_len;
+	/* the newest durable state not yet given to the vault */
+	uv_timer_t ckpt_timer;
+	uint8_t ckpt[AUDIT_CHECKPOINT_MAX];
+	size_t ckpt_len;
+	bool ckpt_armed;
+	uint64_t ckpt_stored_ms; /* uv_now of the last one given */
 	bool was_healthy;
 };
 
@@ -95,12 +105,45 @@ static void arm_batch_sync(struct gate *g)
 {
 	if (g->always || g->timer_armed)
 		return;
-	if (uv_timer_start(&g->timer, on_timer, BATCH_SYNC_MS, 0) != 0) {
+	if (uv_timer_start(&g->timer, on_timer, g->batch_ms, 0) != 0) {
 		/* Not reached for an initialised timer; the tick syncs instead. */
 		log_warn("audit: cannot arm the sync timer");
 		return;
 	}
 	g->timer_armed = true;
+}
+
+static void store_checkpoint(struct gate *g)
+{
+	g->ckpt_stored_ms = uv_now(g->loop);
+	if (g->ckpt_len > 0 && g->checkpoint != NULL)
+		g->checkpoint(g->checkpoint_arg, g->ckpt, g->ckpt_len);
+	g->ckpt_len = 0;
+}
+
+static void on_ckpt_timer(uv_timer_t *t)
+{
+	struct gate *g = t->data;
+
+	g->ckpt_armed = false;
+	store_checkpoint(g);
+}
+
+/* A durable state: to the vault now, or when a second has passed since the last. */
+static void checkpoint_due(struct gate *g, const uint8_t *blob, size_t len)
+{
+	uint64_t since = uv_now(g->loop) - g->ckpt_stored_ms;
+
+	memcpy(g->ckpt, blob, len);
+	g->ckpt_len = len;
+	if (g->ckpt_armed)
+		return;
+	if (since >= CHECKPOINT_MS || uv_timer_start(&g->ckpt_timer, on_ckpt_timer,
+						     CHECKPOINT_MS - since, 0) != 0) {
+		store_checkpoint(g);
+		return;
+	}
+	g->ckpt_armed = true;
 }
 
 static void sync_work(uv_work_t *w)
@@ -138,8 +181,8 @@ static void sync_after(uv_work_t *w, int status)
 	g->sync_busy = false;
 	audit_sync_end(g->audit, ok ? g->sync_covers : 0, g->sync_rc);
 	note_health(g);
-	if (ok && g->sync_ckpt_len > 0 && g->checkpoint != NULL)
-		g->checkpoint(g->checkpoint_arg, g->sync_ckpt, g->sync_ckpt_len);
+	if (ok && g->sync_ckpt_len > 0)
+		checkpoint_due(g, g->sync_ckpt, g->sync_ckpt_len);
 	release_synced(g, ran_ok);
 	if (audit_dirty(g->audit)) {
 		if (g->always || !TAILQ_EMPTY(&g->unsynced))
@@ -211,7 +254,7 @@ static void on_check(uv_check_t *h)
 	}
 }
 
-int gate_new(uv_loop_t *loop, struct audit *audit, bool sync_always,
+int gate_new(uv_loop_t *loop, struct audit *audit, const struct gate_sync *sync,
 	     gate_checkpoint_fn checkpoint, void *arg, struct gate **out)
 {
 	struct gate *g = calloc(1, sizeof(*g));
@@ -221,19 +264,23 @@ int gate_new(uv_loop_t *loop, struct audit *audit, bool sync_always,
 		return UV_ENOMEM;
 	g->loop = loop;
 	g->audit = audit;
-	g->always = sync_always;
+	g->always = sync->always;
+	g->batch_ms = sync->interval_ms;
 	g->checkpoint = checkpoint;
 	g->checkpoint_arg = arg;
 	g->was_healthy = true;
 	TAILQ_INIT(&g->unwritten);
 	TAILQ_INIT(&g->unsynced);
-	/* Initialising handles cannot fail on Unix; both are closed by gate_close. */
+	/* Initialising handles cannot fail on Unix; all are closed by gate_close. */
 	if ((rc = uv_check_init(loop, &g->check)) != 0 ||
-	    (rc = uv_timer_init(loop, &g->timer)) != 0) {
+	    (rc = uv_timer_init(loop, &g->timer)) != 0 ||
+	    (rc = uv_timer_init(loop, &g->ckpt_timer)) != 0) {
 		free(g);
 		return rc;
 	}
-	g->check.data = g->timer.data = g;
+	g->check.data = g->timer.data = g->ckpt_timer.data = g;
+	/* The first durable state goes to the vault at once. */
+	g->ckpt_stored_ms = uv_now(loop) - CHECKPOINT_MS;
 	*out = g;
 	rc = uv_check_start(&g->check, on_check);
 	if (rc != 0)
@@ -247,6 +294,8 @@ void gate_close(struct gate *g)
 		uv_close((uv_handle_t *)&g->check, NULL);
 	if (!uv_is_closing((uv_handle_t *)&g->timer))
 		uv_close((uv_handle_t *)&g->timer, NULL);
+	if (!uv_is_closing((uv_handle_t *)&g->ckpt_timer))
+		uv_close((uv_handle_t *)&g->ckpt_timer, NULL);
 }
 
 void gate_free(struct gate *g)

@@ -39,7 +39,12 @@ struct gate;
 /* checkpoint(arg, blob, len): a durable audit state for the vault to keep. */
 typedef void (*gate_checkpoint_fn)(void *arg, const uint8_t *blob, size_t len);
 
-int gate_new(uv_loop_t *loop, struct audit *audit, bool sync_always,
+struct gate_sync {
+	bool always;          /* audit-sync = always: answers wait for their fsync */
+	unsigned interval_ms; /* batch: the fsync this long after the first record */
+};
+
+int gate_new(uv_loop_t *loop, struct audit *audit, const struct gate_sync *sync,
 	     gate_checkpoint_fn checkpoint, void *arg, struct gate **out);
 /* Close the gate's handles (the loop must then run to let them go). */
 void gate_close(struct gate *g);

@@ -36,12 +36,16 @@
 
 #include "guarded.h"
 #include "lockfile.h"
+#include "vault_rows.h"
 
 #define SCHEMA_VERSION 1
 #define FORMAT_TAG "secretd-vault"
 #define APPLICATION_ID 0x53445654 /* "SDVT": lets file(1) and us spot a vault */
 #define ID_LEN 16
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+_Static_assert(NONCE_LEN == SEALED_NONCE_LEN, "vault_rows.h keeps nonces of this size");
+/* Sealed rows kept for gets (vault_rows.h): about 8,000 short secrets. */
+#define ROWS_BUDGET ((size_t)1 << 20)
 #define TAG_LEN crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define WRAPPED_LEN (VAULT_KEY_LEN + TAG_LEN)
 #define CKPT_MAX 256
@@ -109,6 +113,7 @@ struct vault {
 	bool hold;
 	bool held;          /* a BEGIN of ours is open */
 	unsigned turn_reads; /* vault_get calls since the last vault_turn_end */
+	struct vault_rows *rows; /* the newest sealed rows read lately (vault_rows.h) */
 };
 
 struct vault_writer {
@@ -933,18 +938,37 @@ void vault_close(struct vault *v)
 	lockfile_release(v->lock_fd); /* after SQLite let go of the file */
 	keyring_free(&v->kr);
 	guarded_close(v->pool);
+	vault_rows_free(v->rows);
 	free(v->path);
 	free(v);
 }
 
 /* ---- reads ---------------------------------------------------------------- */
 
-/* Authenticate and decrypt the current row of st; nothing is returned on failure. */
-static int open_row(const struct vault *v, sqlite3_stmt *st, const char *name, size_t len,
-		    struct vault_secret **out)
+/* The current row of st as a sealed row, or VAULT_E_INTEGRITY if it is not one. */
+static int row_of(sqlite3_stmt *st, struct sealed_row *row)
 {
 	sqlite3_int64 ver = sqlite3_column_int64(st, 0), term = sqlite3_column_int64(st, 1);
 	int ctlen = sqlite3_column_bytes(st, 3);
+
+	if (sqlite3_column_type(st, 0) != SQLITE_INTEGER || ver < 1 || ver > UINT32_MAX ||
+	    sqlite3_column_type(st, 1) != SQLITE_INTEGER || term < 1 || term > UINT32_MAX ||
+	    sqlite3_column_type(st, 2) != SQLITE_BLOB || sqlite3_column_bytes(st, 2) != NONCE_LEN ||
+	    sqlite3_column_type(st, 3) != SQLITE_BLOB || ctlen < (int)TAG_LEN ||
+	    (size_t)ctlen - TAG_LEN > WIRE_MAX_VALUE)
+		return VAULT_E_INTEGRITY;
+	row->version = (uint32_t)ver;
+	row->term = (uint32_t)term;
+	row->nonce = sqlite3_column_blob(st, 2);
+	row->ct = sqlite3_column_blob(st, 3);
+	row->ct_len = (size_t)ctlen;
+	return VAULT_OK;
+}
+
+/* Authenticate and decrypt a row of name; nothing is returned on failure. */
+static int open_row(const struct vault *v, const struct sealed_row *row, const char *name,
+		    size_t len, struct vault_secret **out)
+{
 	struct secret_box *b = NULL;
 	struct vault_secret *s = NULL;
 	uint8_t ad[SECRET_AD_MAX];
@@ -952,27 +976,20 @@ static int open_row(const struct vault *v, sqlite3_stmt *st, const char *name, s
 	size_t adlen;
 	int rc = VAULT_E_INTEGRITY;
 
-	if (sqlite3_column_type(st, 0) != SQLITE_INTEGER || ver < 1 || ver > UINT32_MAX ||
-	    sqlite3_column_type(st, 1) != SQLITE_INTEGER || term < 1 || term > UINT32_MAX ||
-	    sqlite3_column_type(st, 2) != SQLITE_BLOB || sqlite3_column_bytes(st, 2) != NONCE_LEN ||
-	    sqlite3_column_type(st, 3) != SQLITE_BLOB || ctlen < (int)TAG_LEN ||
-	    (size_t)ctlen - TAG_LEN > WIRE_MAX_VALUE)
-		goto out;
-	key = keyring_find(&v->kr, (uint32_t)term);
+	key = keyring_find(&v->kr, row->term);
 	if (key == NULL)
 		goto out;
 	rc = VAULT_E_NOMEM;
-	b = box_new(v->pool, (size_t)ctlen - TAG_LEN);
+	b = box_new(v->pool, row->ct_len - TAG_LEN);
 	if (b == NULL)
 		goto out;
 	s = &b->pub;
-	s->version = (uint32_t)ver;
-	adlen = secret_ad(ad, v->id, (uint32_t)term, s->version, name, len);
+	s->version = row->version;
+	adlen = secret_ad(ad, v->id, row->term, s->version, name, len);
 	rc = VAULT_E_INTEGRITY;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(s->data, NULL, NULL,
-						       sqlite3_column_blob(st, 3),
-						       (unsigned long long)ctlen, ad, adlen,
-						       sqlite3_column_blob(st, 2), key) != 0)
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(s->data, NULL, NULL, row->ct,
+						       (unsigned long long)row->ct_len, ad, adlen,
+						       row->nonce, key) != 0)
 		goto out;
 	*out = s;
 	s = NULL;
@@ -994,6 +1011,9 @@ out:
 void vault_hold_reads(struct vault *v)
 {
 	v->hold = true;
+	/* Under the same promise, rows read can be kept until the next commit. */
+	if (v->rows == NULL)
+		v->rows = vault_rows_new(ROWS_BUDGET); /* NULL: every get reads SQLite */
 }
 
 void vault_turn_end(struct vault *v)
@@ -1015,8 +1035,11 @@ void vault_turn_end(struct vault *v)
 
 void vault_writer_committed(struct vault_writer *w)
 {
-	if (w != NULL)
-		vault_turn_end(w->v);
+	if (w == NULL)
+		return;
+	vault_turn_end(w->v);
+	/* Whatever the commit changed, no row read before it is served again. */
+	vault_rows_clear(w->v->rows);
 }
 
 static void read_enter(struct vault *v)
@@ -1033,11 +1056,14 @@ int vault_get(struct vault *v, const char *name, size_t len, uint32_t version,
 	      struct vault_secret **out)
 {
 	sqlite3_stmt *st = version == 0 ? v->st_latest : v->st_version;
+	struct sealed_row row;
 	int src, rc = VAULT_E_NOTFOUND;
 
 	*out = NULL;
 	if (len > NAME_MAX_LEN)
 		goto out;
+	if (version == 0 && vault_rows_get(v->rows, name, len, &row) == 0)
+		return open_row(v, &row, name, len, out);
 	read_enter(v);
 	src = bind_bytes(st, 1, name, len);
 	if (src == SQLITE_OK && version != 0)
@@ -1053,7 +1079,11 @@ int vault_get(struct vault *v, const char *name, size_t len, uint32_t version,
 			rc = VAULT_E_INTEGRITY;
 		goto out;
 	}
-	rc = open_row(v, st, name, len, out);
+	rc = row_of(st, &row);
+	if (rc == VAULT_OK && version == 0)
+		vault_rows_put(v->rows, name, len, &row);
+	if (rc == VAULT_OK)
+		rc = open_row(v, &row, name, len, out);
 out:
 	stmt_done(st);
 	return rc;

@@ -57,6 +57,7 @@ static void test_file_values(void **state)
 			       "socket-mode = 0660\n"
 			       "max-secret-size = 1048576\n"
 			       "audit-sync = always\n"
+			       "audit-sync-interval = 50\n"
 			       "log-level = debug\n"
 			       "user = secretd",
 			       err, sizeof(err)),
@@ -66,6 +67,7 @@ static void test_file_values(void **state)
 	assert_int_equal(cfg.socket_mode, 0660);
 	assert_int_equal(cfg.max_secret_size, 1048576);
 	assert_true(cfg.audit_sync_always);
+	assert_int_equal(cfg.audit_sync_interval_ms, 50);
 	assert_int_equal(cfg.log_level, LOGL_DEBUG);
 	assert_string_equal(cfg.user, "secretd");
 	config_free(&cfg);
@@ -84,6 +86,7 @@ static void test_errors_name_the_line(void **state)
 		{ "keep-versions = 10x\n", "test.conf:1: keep-versions: expected a whole number from 1 to 1000" },
 		{ "socket-mode = 0999\n", "test.conf:1: socket-mode: expected an octal mode such as 0660" },
 		{ "audit-sync = sometimes\n", "test.conf:1: audit-sync: expected batch or always" },
+		{ "audit-sync-interval = 0\n", "test.conf:1: audit-sync-interval: expected a whole number from 1 to 1000" },
 		{ "vault =\n", "test.conf:1: vault: empty or too long value" },
 	};
 

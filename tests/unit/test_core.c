@@ -157,7 +157,8 @@ static int setup_with(void **state, unsigned rate, unsigned burst)
 	assert_non_null(svc->buffers);
 	assert_non_null(svc->hub);
 	assert_int_equal(conns_init(svc), 0);
-	assert_int_equal(gate_new(&f->loop, f->audit, false, on_checkpoint, svc, &svc->gate), 0);
+	assert_int_equal(gate_new(&f->loop, f->audit, &(struct gate_sync){ .interval_ms = 5 },
+			 on_checkpoint, svc, &svc->gate), 0);
 	assert_int_equal(writer_new(&f->loop, f->vw, &svc->writer), 0);
 	*state = f;
 	return 0;

@@ -318,15 +318,52 @@ static void test_held_reads(void **state)
 	expect_str(v, "k", 0, "two", 2);
 	put_str(w, "k", "three", 3);
 	vault_turn_end(v);
+	/* The row read is kept across turns, until the writer says it committed. */
+	expect_str(v, "k", 0, "two", 2);
+	expect_str(v, "k", 3, "three", 3); /* a given version is always read */
+	vault_writer_committed(w);
 	expect_str(v, "k", 0, "three", 3);
-	/* One get a turn is its own transaction: a commit is seen at once. */
 	vault_turn_end(v);
 	expect_str(v, "k", 0, "three", 3);
 	put_str(w, "k", "four", 4);
-	vault_turn_end(v);
+	vault_writer_committed(w);
 	expect_str(v, "k", 0, "four", 4);
 	vault_writer_close(w);
 	vault_close(v); /* with a read transaction open */
+}
+
+/* More names than the kept rows' budget holds: every get still right. */
+static void test_held_reads_many(void **state)
+{
+	struct vault *v = create_open();
+	struct vault_writer *w = writer_ok(v, 10);
+	static char big[40000];
+	char name[32];
+	int i, round;
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	vault_hold_reads(v);
+	for (i = 0; i < 60; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		big[0] = (char)('a' + i % 26);
+		put_ok(w, name, big, sizeof(big), 1);
+	}
+	vault_writer_committed(w);
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 60; i++) {
+			snprintf(name, sizeof(name), "n%d", i);
+			big[0] = (char)('a' + i % 26);
+			expect_bytes(v, name, 0, big, sizeof(big), 1);
+		}
+		vault_turn_end(v);
+	}
+	assert_int_equal(get_rc(v, "missing", 0), VAULT_E_NOTFOUND);
+	put_str(w, "missing", "now", 1);
+	vault_writer_committed(w);
+	expect_str(v, "missing", 0, "now", 1);
+	vault_writer_close(w);
+	vault_close(v);
 }
 
 static void test_round_trip(void **state)
@@ -1087,6 +1124,7 @@ int main(void)
 		T(test_unknown_schema),
 		T(test_round_trip),
 		T(test_held_reads),
+		T(test_held_reads_many),
 		T(test_versions_pruned),
 		T(test_keep_one),
 		T(test_delete),
