@@ -25,6 +25,9 @@ _Static_assert(CHAIN_SUFFIX_LEN + 1 == AUDIT_RECORD_SUFFIX_LEN, "suffix length")
 
 #define CGROUP_MAX_OUT (6 * (CGROUP_PATH_MAX - 1)) /* every byte as \u00XX */
 
+_Static_assert(AUDIT_WHO_MAX >= CGROUP_MAX_OUT + 3 * 40 + 2 * 17 + CONTAINER_ID_LEN + POD_UID_LEN,
+	       "the identity's fields fit");
+
 /* A record with every field at its bound still fits, chain and newline included. */
 _Static_assert(CGROUP_MAX_OUT + 39 + 32 + 512 + 16 + 64 + 36 + 3 * 256 + 256 + 3 + 64 +
 	       12 * 20 + 600 + AUDIT_RECORD_SUFFIX_LEN < AUDIT_RECORD_MAX, "record bound");
@@ -37,38 +40,41 @@ enum field_id {
 
 struct field_spec {
 	const char *key;
+	size_t klen;
 	bool str;      /* a JSON string (else a number) */
 	bool required;
 	size_t max;    /* strings: bound of the escaped value */
 };
 
+#define K(key) key, sizeof(key) - 1
 static const struct field_spec fields[F_COUNT_OF_FIELDS] = {
-	[F_TS] = { "ts", true, true, AUDIT_TS_MAX - 1 },
-	[F_SEQ] = { "seq", false, true, 0 },
-	[F_OP] = { "op", true, true, 32 },
-	[F_NAME] = { "name", true, false, 512 },
-	[F_VERSION] = { "version", false, false, 0 },
-	[F_DECISION] = { "decision", true, true, 16 },
-	[F_RULE] = { "rule", false, true, 0 },
-	[F_UID] = { "uid", false, true, 0 },
-	[F_GID] = { "gid", false, true, 0 },
-	[F_PID] = { "pid", false, true, 0 },
+	[F_TS] = { K("ts"), true, true, AUDIT_TS_MAX - 1 },
+	[F_SEQ] = { K("seq"), false, true, 0 },
+	[F_OP] = { K("op"), true, true, 32 },
+	[F_NAME] = { K("name"), true, false, 512 },
+	[F_VERSION] = { K("version"), false, false, 0 },
+	[F_DECISION] = { K("decision"), true, true, 16 },
+	[F_RULE] = { K("rule"), false, true, 0 },
+	[F_UID] = { K("uid"), false, true, 0 },
+	[F_GID] = { K("gid"), false, true, 0 },
+	[F_PID] = { K("pid"), false, true, 0 },
 	/* the whole path, so that two deep cgroups never look alike */
-	[F_CGROUP] = { "cgroup", true, true, CGROUP_MAX_OUT },
-	[F_CONTAINER] = { "container", true, true, CONTAINER_ID_LEN },
-	[F_POD] = { "pod", true, true, POD_UID_LEN },
-	[F_UNIT] = { "unit", true, false, 256 },
-	[F_ERROR] = { "error", true, false, 256 },
-	[F_COUNT] = { "count", false, false, 0 },
-	[F_REVISION] = { "revision", false, false, 0 },
-	[F_DEGRADED_US] = { "degraded_us", false, false, 0 },
-	[F_REFUSED] = { "refused", false, false, 0 },
-	[F_TORN_BYTES] = { "torn_bytes", false, false, 0 },
-	[F_NOTE] = { "note", true, false, 256 },
-	[F_FILE] = { "file", true, false, 3 },
-	[F_PREV] = { "prev", true, false, 2 * AUDIT_CHAIN_LEN },
-	[F_EPOCH] = { "epoch", false, true, 0 },
+	[F_CGROUP] = { K("cgroup"), true, true, CGROUP_MAX_OUT },
+	[F_CONTAINER] = { K("container"), true, true, CONTAINER_ID_LEN },
+	[F_POD] = { K("pod"), true, true, POD_UID_LEN },
+	[F_UNIT] = { K("unit"), true, false, 256 },
+	[F_ERROR] = { K("error"), true, false, 256 },
+	[F_COUNT] = { K("count"), false, false, 0 },
+	[F_REVISION] = { K("revision"), false, false, 0 },
+	[F_DEGRADED_US] = { K("degraded_us"), false, false, 0 },
+	[F_REFUSED] = { K("refused"), false, false, 0 },
+	[F_TORN_BYTES] = { K("torn_bytes"), false, false, 0 },
+	[F_NOTE] = { K("note"), true, false, 256 },
+	[F_FILE] = { K("file"), true, false, 3 },
+	[F_PREV] = { K("prev"), true, false, 2 * AUDIT_CHAIN_LEN },
+	[F_EPOCH] = { K("epoch"), false, true, 0 },
 };
+#undef K
 
 /* ---- building ---------------------------------------------------------------- */
 
@@ -88,20 +94,33 @@ static void b_raw(struct builder *b, const char *s, size_t n)
 	b->len += n;
 }
 
+static void b_char(struct builder *b, char c)
+{
+	if (b->overflow || b->len == b->cap) {
+		b->overflow = true;
+		return;
+	}
+	b->p[b->len++] = c;
+}
+
+/* ,"key": (or {"key": for the first), byte by byte: keys are a few bytes. */
 static void b_key(struct builder *b, enum field_id f)
 {
 	const char *k = fields[f].key;
-	size_t n = strlen(k); /* a constant: the keys are a few bytes */
+	size_t n = fields[f].klen;
+	char *p;
 
 	if (b->overflow || n + 4 > b->cap - b->len) {
 		b->overflow = true;
 		return;
 	}
-	b->p[b->len] = f == F_TS ? '{' : ',';
-	b->p[b->len + 1] = '"';
-	memcpy(b->p + b->len + 2, k, n);
-	b->p[b->len + 2 + n] = '"';
-	b->p[b->len + 3 + n] = ':';
+	p = b->p + b->len;
+	*p++ = f == F_TS ? '{' : ',';
+	*p++ = '"';
+	for (size_t i = 0; i < n; i++)
+		*p++ = k[i];
+	*p++ = '"';
+	*p = ':';
 	b->len += n + 4;
 }
 
@@ -140,12 +159,19 @@ static void b_str(struct builder *b, enum field_id f, const char *s, size_t n)
 	size_t max = fields[f].max, total = 0, out = 0, i;
 
 	b_key(b, f);
-	b_raw(b, "\"", 1);
-	for (i = 0; i < n; i++)
+	b_char(b, '"');
+	/* The usual case: nothing to escape (the first byte that needs it ends the scan). */
+	for (i = 0; i < n && esc_width(u[i]) == 1; i++)
+		;
+	total = i;
+	if (i == n && n <= max) {
+		b_raw(b, s, n);
+		b_char(b, '"');
+		return;
+	}
+	for (; i < n; i++)
 		total += esc_width(u[i]);
-	if (total == n && total <= max) {
-		b_raw(b, s, n); /* nothing to escape: the usual case */
-	} else if (total <= max) {
+	if (total <= max) {
 		for (i = 0; i < n; i++)
 			b_esc(b, u[i]);
 	} else {
@@ -155,7 +181,7 @@ static void b_str(struct builder *b, enum field_id f, const char *s, size_t n)
 		}
 		b_raw(b, TRUNC_MARK, TRUNC_MARK_LEN);
 	}
-	b_raw(b, "\"", 1);
+	b_char(b, '"');
 }
 
 static void b_cstr(struct builder *b, enum field_id f, const char *s)
@@ -203,6 +229,24 @@ static void hex_encode(const uint8_t *in, size_t n, char *out)
 	}
 }
 
+static void b_who(struct builder *b, const struct identity *who)
+{
+	b_unum(b, F_UID, who->uid);
+	b_unum(b, F_GID, who->gid);
+	b_num(b, F_PID, who->pid);
+	b_cstr(b, F_CGROUP, who->cgroup);
+	b_cstr(b, F_CONTAINER, who->container);
+	b_cstr(b, F_POD, who->pod);
+}
+
+size_t audit_record_who(const struct identity *who, char *out, size_t cap)
+{
+	struct builder b = { .p = out, .cap = cap };
+
+	b_who(&b, who);
+	return b.overflow ? 0 : b.len;
+}
+
 size_t audit_record_body(const struct audit_event *ev, char *out, size_t cap)
 {
 	char prev[2 * AUDIT_CHAIN_LEN];
@@ -222,12 +266,10 @@ size_t audit_record_body(const struct audit_event *ev, char *out, size_t cap)
 		b_num(&b, F_VERSION, ev->version);
 	b_cstr(&b, F_DECISION, ev->decision);
 	b_unum(&b, F_RULE, ev->rule);
-	b_unum(&b, F_UID, who->uid);
-	b_unum(&b, F_GID, who->gid);
-	b_num(&b, F_PID, who->pid);
-	b_cstr(&b, F_CGROUP, who->cgroup);
-	b_cstr(&b, F_CONTAINER, who->container);
-	b_cstr(&b, F_POD, who->pod);
+	if (ev->who_json != NULL)
+		b_raw(&b, ev->who_json, ev->who_json_len);
+	else
+		b_who(&b, who);
 	if (ev->unit != NULL)
 		b_cstr(&b, F_UNIT, ev->unit);
 	if (ev->error != NULL)
@@ -386,7 +428,7 @@ static bool p_key(struct cursor *c, enum field_id *next, enum field_id *f)
 		return false;
 	klen = (size_t)(end - k);
 	for (enum field_id i = *next; i < F_COUNT_OF_FIELDS; i++) {
-		if (strlen(fields[i].key) == klen && memcmp(fields[i].key, k, klen) == 0) {
+		if (fields[i].klen == klen && memcmp(fields[i].key, k, klen) == 0) {
 			*f = i;
 			*next = i + 1;
 			c->i += klen + 2;

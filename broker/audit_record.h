@@ -44,6 +44,9 @@ struct audit_event {
 	const char *decision;  /* "allow", "deny", "error" */
 	unsigned rule;         /* deciding policy line, 0 = default deny */
 	const struct identity *who;
+	/* who's fields as audit_record_who wrote them; NULL: written from who */
+	const char *who_json;
+	size_t who_json_len;
 	const char *error;     /* NULL when none */
 	long long count;       /* list: names returned; -1 when not applicable */
 	const char *unit;      /* credential: the systemd unit; NULL when none */
@@ -83,6 +86,15 @@ struct audit_event {
  * in cap (at most AUDIT_RECORD_MAX - AUDIT_RECORD_SUFFIX_LEN counts).
  */
 size_t audit_record_body(const struct audit_event *ev, char *out, size_t cap);
+
+/*
+ * The identity's fields (uid to pod) as every record lays them out, for a
+ * caller that writes many records of one identity and passes them as the
+ * event's who_json.  The length, or 0 when they do not fit in cap
+ * (AUDIT_WHO_MAX always does).
+ */
+#define AUDIT_WHO_MAX (6 * 4096 + 512)
+size_t audit_record_who(const struct identity *who, char *out, size_t cap);
 
 /*
  * Append the chain field and the newline to the body of body_len bytes in

@@ -52,6 +52,8 @@ struct conn {
 	void (*stream_end)(void *stream);
 	bool eof;                     /* the peer will send no more: answer, then close */
 	struct identity id;
+	char *audit_who;              /* id as its records write it (conn_audit_who) */
+	size_t audit_who_len;
 	struct limits_slot *slot;
 	uint8_t *in;                  /* guarded: frames may carry values */
 	size_t in_len, in_cap;
@@ -91,6 +93,7 @@ static void conn_free(struct conn *c)
 	/* After the buffers, which are charged to the identity's slot. */
 	limits_release(svc->limits, c->slot);
 	identity_clear(&c->id);
+	free(c->audit_who);
 	free(c);
 	if (svc->on_conn_gone != NULL)
 		svc->on_conn_gone(svc);
@@ -162,6 +165,27 @@ void conn_buf_put(struct conn *c, uint8_t *buf, size_t cap)
 const struct identity *conn_identity(const struct conn *c)
 {
 	return &c->id;
+}
+
+/*
+ * Every record of this connection writes the same identity: its fields
+ * are laid out once, at the first record (the identity is settled by
+ * then), instead of at each.  NULL (out of memory): each record lays them
+ * out itself.
+ */
+const char *conn_audit_who(struct conn *c, size_t *len)
+{
+	if (c->audit_who == NULL) {
+		char buf[AUDIT_WHO_MAX];
+		size_t n = audit_record_who(&c->id, buf, sizeof(buf));
+
+		if (n == 0 || (c->audit_who = malloc(n)) == NULL)
+			return NULL;
+		memcpy(c->audit_who, buf, n);
+		c->audit_who_len = n;
+	}
+	*len = c->audit_who_len;
+	return c->audit_who;
 }
 
 struct services *conn_services(const struct conn *c)

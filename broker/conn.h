@@ -35,6 +35,8 @@ int conn_start(struct services *svc, int fd, struct identity *id,
 	       const struct sockaddr_un *peer, socklen_t peer_len);
 
 const struct identity *conn_identity(const struct conn *c);
+/* The identity's fields as its audit records write them (audit_record_who); NULL: none. */
+const char *conn_audit_who(struct conn *c, size_t *len);
 struct services *conn_services(const struct conn *c);
 /* A systemd credential connection: the unit its peer vouched for. */
 int conn_set_unit(struct conn *c, const char *unit);

@@ -337,6 +337,7 @@ enum op_result request_handle(struct services *svc, struct conn *c, const uint8_
 	rq.op = op_find(claimed);
 	r->flags = rq.op->flags;
 	init_event(r, rq.op->name, rq.id);
+	r->ev.who_json = conn_audit_who(c, &r->ev.who_json_len);
 	rc = wire_decode_request(body, len, &wire);
 	/* Every frame costs a token, well-formed or not. */
 	if (!limits_take(conn_slot(c), now_ms(svc))) {
