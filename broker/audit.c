@@ -51,6 +51,7 @@
 #include <sodium.h>
 
 #include "audit_chain.h"
+#include "audit_links.h"
 #include "audit_record.h"
 #include "lockfile.h"
 
@@ -75,6 +76,7 @@ struct audit {
 	 */
 	int lock_fd;
 	int fd;           /* -1 while no file is open */
+	struct audit_links links; /* is fd's file still linked? (audit_links.h) */
 	dev_t dev;        /* of the open file, to notice it renamed away */
 	ino_t ino;
 	struct audit_options opt;
@@ -302,6 +304,7 @@ static int switch_file(struct audit *a)
 	}
 	retire_fd(a, a->fd);
 	a->fd = fd;
+	audit_links_watch(&a->links, fd);
 	a->dev = st.st_dev;
 	a->ino = st.st_ino;
 	a->torn_pending = false;
@@ -347,14 +350,17 @@ static int write_all(struct audit *a, const char *p, size_t len)
 	struct stat st;
 	int err;
 
-	if (fstat(a->fd, &st) != 0) {
-		err = errno;
-		set_degraded(a, err, "fstat");
-		return -err;
-	}
-	if (st.st_nlink == 0) {
-		set_degraded(a, ENOENT, "the file was removed");
-		return -ENOENT;
+	if (audit_links_unsure(&a->links)) {
+		if (fstat(a->fd, &st) != 0) {
+			err = errno;
+			set_degraded(a, err, "fstat");
+			return -err;
+		}
+		if (st.st_nlink == 0) {
+			set_degraded(a, ENOENT, "the file was removed");
+			return -ENOENT;
+		}
+		audit_links_confirmed(&a->links);
 	}
 	while (done < len) {
 		ssize_t n = write(a->fd, p + done, len - done);
@@ -369,12 +375,13 @@ static int write_all(struct audit *a, const char *p, size_t len)
 	}
 	return 0;
 fail:
-	if (done > 0) {
-		/* O_APPEND: our bytes are the last ones in the file */
+	/*
+	 * O_APPEND: our bytes are the last ones in the file.  If even fstat
+	 * fails they stay, and the next start cuts the torn line off.
+	 */
+	if (done > 0 && fstat(a->fd, &st) == 0 && st.st_size >= (off_t)done) {
 		a->torn_pending = true;
-		a->good_size = st.st_size;
-		if (fstat(a->fd, &st) == 0 && st.st_size >= (off_t)done)
-			a->good_size = st.st_size - (off_t)done;
+		a->good_size = st.st_size - (off_t)done;
 		(void)fix_torn(a);
 	}
 	set_degraded(a, err, "write");
@@ -680,6 +687,7 @@ static void audit_free(struct audit *a)
 		close(a->fd);
 	if (a->retired_fd >= 0)
 		close(a->retired_fd);
+	audit_links_close(&a->links);
 	lockfile_release(a->lock_fd);
 	audit_keys_free(a->k);
 	free(a->pend);
@@ -706,8 +714,10 @@ int audit_open(const char *path, const uint8_t master[32],
 		return -EINVAL;
 	}
 	a = calloc(1, sizeof(*a));
-	if (a != NULL) /* before anything can fail: audit_free closes what is >= 0 */
+	if (a != NULL) { /* before anything can fail: audit_free closes what is >= 0 */
 		a->lock_fd = a->fd = a->sync_fd = a->retired_fd = -1;
+		audit_links_init(&a->links);
+	}
 	if (a == NULL || (a->path = strdup(path)) == NULL || (a->k = audit_keys_new(master)) == NULL ||
 	    (a->pend = malloc(PEND_MAX)) == NULL) {
 		snprintf(err, errlen, "audit log %s: out of memory", path);
@@ -727,6 +737,7 @@ int audit_open(const char *path, const uint8_t master[32],
 		snprintf(err, errlen, "audit log %s: %s: %s", path, what, strerror(-rc));
 		goto out;
 	}
+	audit_links_watch(&a->links, a->fd);
 	a->dev = st.st_dev;
 	a->ino = st.st_ino;
 	rc = read_tail(a, &t, err, errlen);
@@ -805,6 +816,23 @@ out:
 	if (rc != 0 && !a->healthy)
 		a->refused++;
 	return rc;
+}
+
+int audit_watch_fd(const struct audit *a)
+{
+	return a == NULL ? -1 : audit_links_fd(&a->links);
+}
+
+void audit_watch_event(struct audit *a)
+{
+	if (a != NULL)
+		audit_links_drain(&a->links);
+}
+
+void audit_watch_off(struct audit *a)
+{
+	if (a != NULL)
+		audit_links_close(&a->links);
 }
 
 int audit_flush(struct audit *a)

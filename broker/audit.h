@@ -61,6 +61,15 @@ int audit_append(struct audit *a, const struct audit_event *ev);
  * the log is degraded.  Anything else that writes flushes the queue first.
  */
 int audit_queue(struct audit *a, const struct audit_event *ev);
+/*
+ * A descriptor that becomes readable when the log's file may have lost its
+ * name (-1: none; every write then checks for itself); audit_watch_event
+ * when it did, so the next write checks before it writes.
+ */
+int audit_watch_fd(const struct audit *a);
+void audit_watch_event(struct audit *a);
+/* Nobody can poll it: every write checks for itself from now on. */
+void audit_watch_off(struct audit *a);
 int audit_flush(struct audit *a);
 bool audit_pending(const struct audit *a);
 /* How often queued records were forgotten: a record queued before the

@@ -33,6 +33,8 @@ struct gate {
 	struct gate_list unwritten; /* records queued, write(2) after this turn */
 	struct gate_list unsynced;  /* audit-sync = always: waiting for the fsync */
 	uv_check_t check;
+	uv_poll_t links;  /* audit_watch_fd: the log's file may have lost its name */
+	bool links_on;
 	uv_timer_t timer;
 	bool timer_armed;
 	/* the fsync on a worker thread */
@@ -90,6 +92,34 @@ static void maybe_idle(struct gate *g)
 {
 	if (g->idle_fn != NULL && gate_idle(g))
 		g->idle_fn(g->idle_arg);
+}
+
+static void on_links(uv_poll_t *p, int status, int events)
+{
+	struct gate *g = p->data;
+
+	(void)status;
+	(void)events;
+	audit_watch_event(g->audit);
+}
+
+/* Without the watch every write checks for itself: nothing is lost but a system call. */
+static void watch_links(struct gate *g)
+{
+	int fd = audit_watch_fd(g->audit);
+
+	if (fd < 0)
+		return;
+	if (uv_poll_init(g->loop, &g->links, fd) != 0) {
+		audit_watch_off(g->audit);
+		return;
+	}
+	g->links.data = g;
+	g->links_on = true;
+	if (uv_poll_start(&g->links, UV_READABLE, on_links) != 0)
+		audit_watch_off(g->audit); /* the handle is closed with the gate */
+	/* Not a reason for the loop to run on. */
+	uv_unref((uv_handle_t *)&g->links);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -282,6 +312,7 @@ int gate_new(uv_loop_t *loop, struct audit *audit, const struct gate_sync *sync,
 	/* The first durable state goes to the vault at once. */
 	g->ckpt_stored_ms = uv_now(loop) - CHECKPOINT_MS;
 	*out = g;
+	watch_links(g);
 	rc = uv_check_start(&g->check, on_check);
 	if (rc != 0)
 		gate_close(g);
@@ -292,6 +323,8 @@ void gate_close(struct gate *g)
 {
 	if (!uv_is_closing((uv_handle_t *)&g->check))
 		uv_close((uv_handle_t *)&g->check, NULL);
+	if (g->links_on && !uv_is_closing((uv_handle_t *)&g->links))
+		uv_close((uv_handle_t *)&g->links, NULL);
 	if (!uv_is_closing((uv_handle_t *)&g->timer))
 		uv_close((uv_handle_t *)&g->timer, NULL);
 	if (!uv_is_closing((uv_handle_t *)&g->ckpt_timer))
