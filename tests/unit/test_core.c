@@ -73,10 +73,13 @@ struct fx {
 
 /* ---- set-up and the closing assertion --------------------------------------- */
 
+static unsigned checkpoints_given; /* to the writer, since the last setup */
+
 static void on_checkpoint(void *arg, const uint8_t *blob, size_t len)
 {
 	struct services *svc = arg;
 
+	checkpoints_given++;
 	writer_checkpoint(svc->writer, blob, len);
 }
 
@@ -157,6 +160,7 @@ static int setup_with(void **state, unsigned rate, unsigned burst)
 	assert_non_null(svc->buffers);
 	assert_non_null(svc->hub);
 	assert_int_equal(conns_init(svc), 0);
+	checkpoints_given = 0;
 	assert_int_equal(gate_new(&f->loop, f->audit, &(struct gate_sync){ .interval_ms = 5 },
 			 on_checkpoint, svc, &svc->gate), 0);
 	assert_int_equal(writer_new(&f->loop, f->vw, &svc->writer), 0);
@@ -488,6 +492,52 @@ static void test_ping(void **state)
 	expect(f, &p, WIRE_PING, WIRE_OK, &a);
 	assert_string_equal(a.value, f->svc.banner);
 	assert_int_equal(records_with(f, "\"op\":\"ping\"", "\"decision\":\"allow\"", NULL), 1);
+	peer_close(&p);
+}
+
+/* Run the loop for ms milliseconds. */
+static void run_for(struct fx *f, uint64_t ms)
+{
+	uint64_t until;
+
+	uv_update_time(&f->loop);
+	until = uv_now(&f->loop) + ms;
+	while (uv_now(&f->loop) < until) {
+		turn(f);
+		(void)poll(NULL, 0, 2);
+		uv_update_time(&f->loop);
+	}
+}
+
+/*
+ * Answers every few milliseconds, each batch synced 5 ms after its first
+ * record: the vault is given the first durable state at once, and then
+ * one a second (each is a commit with an fsync of its own), the newest.
+ */
+static void test_checkpoint_once_a_second(void **state)
+{
+	struct fx *f = *state;
+	struct wire_request req = { .type = WIRE_PING };
+	uint8_t blob[AUDIT_CHECKPOINT_MAX];
+	size_t len = 0;
+	struct peer p;
+	struct answer a;
+	int i;
+
+	connect_peer(f, &p);
+	for (i = 0; i < 30; i++) {
+		send_request(&p, &req);
+		expect(f, &p, WIRE_PING, WIRE_OK, &a);
+		run_for(f, 10);
+	}
+	assert_int_equal(checkpoints_given, 1);
+	run_for(f, 1100);
+	assert_int_equal(checkpoints_given, 2);
+	/* The newest state reached the vault: the last record is durable there. */
+	run_for(f, 50);
+	assert_int_equal(vault_checkpoint_get(f->svc.vault, blob, sizeof(blob), &len), VAULT_OK);
+	assert_true(len > 0);
+	assert_int_equal(audit_synced_seq(f->audit), audit_last_seq(f->audit));
 	peer_close(&p);
 }
 
@@ -913,6 +963,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_checkpoint_once_a_second, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_and_denied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pipelined, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
