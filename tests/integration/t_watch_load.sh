@@ -39,8 +39,13 @@ for _ in range(n):
     conns.append(s)
 open(ready, "w").close()
 if mode == "stall":
-    # Report whether the broker closed it (EOF after the queued events).
-    time.sleep(float(os.environ.get("STALL_SECONDS", "8")))
+    # Stall until the test has made all its changes (STALL_UNTIL exists; a
+    # fixed time was too short when the puts ran slowly, as under ASan),
+    # then report whether the broker closed it (EOF after the queued events).
+    until = os.environ.get("STALL_UNTIL")
+    deadline = time.time() + 600
+    while until and not os.path.exists(until) and time.time() < deadline:
+        time.sleep(0.1)
     s = conns[0]
     s.settimeout(10)
     closed = False
@@ -76,7 +81,7 @@ expect_status 0 "$CTL" get app/seed
 kill "$IDLE"; wait "$IDLE" 2>/dev/null || true
 
 note "a watcher that stops reading: coalesced, then ended and closed; others served"
-STALL_SECONDS=20 /usr/bin/python3 "$T/watchers.py" "$SECRETD_SOCKET" 1 stall "$RUN/stall.ready" \
+STALL_UNTIL="$RUN/puts.done" /usr/bin/python3 "$T/watchers.py" "$SECRETD_SOCKET" 1 stall "$RUN/stall.ready" \
   >"$RUN/stall.out" &
 STALL=$!
 at_exit "kill $STALL 2>/dev/null"
@@ -91,6 +96,7 @@ for i in $(seq 1 1500); do
   fi
 done
 expect_status 0 "$CTL" get "app/${LONG}1500"
+: >"$RUN/puts.done"
 note "broker VmRSS peak during 1,500 changes to a stalled watcher: $peak kB"
 if [ "${SECRETD_SANITIZED:-0}" != 1 ]; then
   ((peak < 64 * 1024)) || fail "a stalled watcher grew the broker to $peak kB"
