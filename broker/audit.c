@@ -832,7 +832,7 @@ void audit_watch_event(struct audit *a)
 void audit_watch_off(struct audit *a)
 {
 	if (a != NULL)
-		audit_links_close(&a->links);
+		audit_links_off(&a->links);
 }
 
 int audit_flush(struct audit *a)

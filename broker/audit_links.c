@@ -15,6 +15,7 @@ void audit_links_init(struct audit_links *l)
 	l->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	l->wd = -1;
 	l->unsure = true;
+	l->off = false;
 }
 
 void audit_links_watch(struct audit_links *l, int fd)
@@ -22,7 +23,7 @@ void audit_links_watch(struct audit_links *l, int fd)
 	char path[64];
 
 	l->unsure = true; /* the file may have gone between its open and the watch */
-	if (l->ino_fd < 0)
+	if (l->ino_fd < 0 || l->off)
 		return;
 	if (l->wd >= 0)
 		(void)inotify_rm_watch(l->ino_fd, l->wd); /* EINVAL once the file is gone */
@@ -62,6 +63,14 @@ void audit_links_drain(struct audit_links *l)
 			l->unsure = true;
 	} while (n > 0 || (n < 0 && errno == EINTR));
 	/* Events lost to an overflow still leave IN_Q_OVERFLOW: read above. */
+}
+
+void audit_links_off(struct audit_links *l)
+{
+	if (l->ino_fd >= 0 && l->wd >= 0)
+		(void)inotify_rm_watch(l->ino_fd, l->wd);
+	l->wd = -1;
+	l->off = true;
 }
 
 void audit_links_close(struct audit_links *l)

@@ -16,6 +16,7 @@ struct audit_links {
 	int ino_fd; /* the inotify instance; -1: none, fstat before each write */
 	int wd;     /* its watch on the open file; -1: none */
 	bool unsure;
+	bool off;   /* nobody reads ino_fd: no watch is added any more */
 };
 
 void audit_links_init(struct audit_links *l);
@@ -29,6 +30,12 @@ void audit_links_confirmed(struct audit_links *l);
 int audit_links_fd(const struct audit_links *l);
 /* It was readable: read what the kernel said. */
 void audit_links_drain(struct audit_links *l);
+/*
+ * Nobody will read the descriptor: every write checks from now on.  The
+ * descriptor itself stays open until audit_links_close, so that its number
+ * cannot be reused under a poll handle still registered for it.
+ */
+void audit_links_off(struct audit_links *l);
 void audit_links_close(struct audit_links *l);
 
 #endif
