@@ -36,6 +36,7 @@
 
 #include "guarded.h"
 #include "lockfile.h"
+#include "subkeys.h"
 #include "vault_rows.h"
 
 #define SCHEMA_VERSION 1
@@ -85,9 +86,10 @@ struct keyring {
 struct secret_box {
 	struct vault_secret pub;
 	/*
-	 * NULL: slot is a sodium_malloc of its own.  The pool outlives the
-	 * vault while a secret is out (guarded_close), so a secret freed after
-	 * vault_close, or on another thread, is still handled.
+	 * Set: the box is the head of slot, a slot of pool.  NULL: slot is a
+	 * sodium_malloc of its own and the box a calloc.  The pool outlives
+	 * the vault while a secret is out (guarded_close), so a secret freed
+	 * after vault_close, or on another thread, is still handled.
 	 */
 	struct guarded *pool;
 	uint8_t *slot;
@@ -114,6 +116,7 @@ struct vault {
 	bool held;          /* a BEGIN of ours is open */
 	unsigned turn_reads; /* vault_get calls since the last vault_turn_end */
 	struct vault_rows *rows; /* the newest sealed rows read lately (vault_rows.h) */
+	struct subkeys *sk;      /* their rows' subkeys, made at the first get (subkeys.h) */
 };
 
 struct vault_writer {
@@ -266,24 +269,31 @@ static void keyring_free(struct keyring *kr)
  */
 static struct secret_box *box_new(struct guarded *pool, size_t len)
 {
-	struct secret_box *b = calloc(1, sizeof(*b));
+	struct secret_box *b;
 	size_t need = len > 0 ? len : 1;
+	uint8_t *slot;
 
-	if (b == NULL)
-		return NULL;
-	if (need <= POOL_SLOT) {
-		b->slot = guarded_take(pool);
-		b->pool = b->slot != NULL ? pool : NULL;
+	if (need <= POOL_SLOT - sizeof(*b)) {
+		/* The usual value: the box heads its own slot, no allocation of its own. */
+		slot = guarded_take(pool);
+		if (slot == NULL)
+			return NULL;
+		b = (struct secret_box *)(void *)slot; /* slots are page-aligned and zeroed */
+		b->pool = pool;
 		b->cap = POOL_SLOT;
 	} else {
-		b->slot = sodium_malloc(need);
+		b = calloc(1, sizeof(*b));
+		slot = sodium_malloc(need);
+		if (b == NULL || slot == NULL) {
+			free(b);
+			if (slot != NULL)
+				sodium_free(slot);
+			return NULL;
+		}
 		b->cap = need;
 	}
-	if (b->slot == NULL) {
-		free(b);
-		return NULL;
-	}
-	b->pub.data = b->slot + b->cap - need;
+	b->slot = slot;
+	b->pub.data = slot + b->cap - need;
 	b->pub.len = len;
 	return b;
 }
@@ -291,17 +301,22 @@ static struct secret_box *box_new(struct guarded *pool, size_t len)
 void vault_secret_free(struct vault_secret *s)
 {
 	struct secret_box *b = (struct secret_box *)s;
+	struct guarded *pool;
+	uint8_t *slot;
 
 	if (b == NULL)
 		return;
-	if (b->pool != NULL) {
-		/* Slots come zeroed and only the value's bytes were written. */
+	pool = b->pool;
+	slot = b->slot;
+	if (pool != NULL) {
+		/* Slots come zeroed; only the box and the value's bytes were written. */
 		sodium_memzero(b->pub.data, b->pub.len > 0 ? b->pub.len : 1);
-		guarded_give(b->pool, b->slot);
+		sodium_memzero(b, sizeof(*b));
+		guarded_give(pool, slot);
 	} else {
-		sodium_free(b->slot); /* wipes */
+		sodium_free(slot); /* wipes */
+		free(b);
 	}
-	free(b);
 }
 
 /* ---- connections --------------------------------------------------------- */
@@ -957,6 +972,7 @@ void vault_close(struct vault *v)
 	keyring_free(&v->kr);
 	guarded_close(v->pool);
 	vault_rows_free(v->rows);
+	subkeys_free(v->sk);
 	free(v->path);
 	free(v);
 }
@@ -983,16 +999,19 @@ static int row_of(sqlite3_stmt *st, struct sealed_row *row)
 	return VAULT_OK;
 }
 
-/* Authenticate and decrypt a row of name; nothing is returned on failure. */
-static int open_row(const struct vault *v, const struct sealed_row *row, const char *name,
-		    size_t len, struct vault_secret **out)
+/*
+ * Authenticate and decrypt a row of name; nothing is returned on failure.
+ * The loop's vault (vault_hold_reads) keeps the rows' subkeys.
+ */
+static int open_row(struct vault *v, const struct sealed_row *row, const char *name, size_t len,
+		    struct vault_secret **out)
 {
 	struct secret_box *b = NULL;
 	struct vault_secret *s = NULL;
 	uint8_t ad[SECRET_AD_MAX];
 	const uint8_t *key;
 	size_t adlen;
-	int rc = VAULT_E_INTEGRITY;
+	int rc = VAULT_E_INTEGRITY, open;
 
 	key = keyring_find(&v->kr, row->term);
 	if (key == NULL)
@@ -1004,10 +1023,17 @@ static int open_row(const struct vault *v, const struct sealed_row *row, const c
 	s = &b->pub;
 	s->version = row->version;
 	adlen = secret_ad(ad, v->id, row->term, s->version, name, len);
+	if (v->hold && v->sk == NULL)
+		v->sk = subkeys_new(); /* NULL: each get derives its subkey, as before */
+	if (v->sk != NULL)
+		open = subkeys_open(v->sk, row->term, key, row->nonce, s->data, row->ct, row->ct_len, ad,
+				    adlen);
+	else
+		open = crypto_aead_xchacha20poly1305_ietf_decrypt(s->data, NULL, NULL, row->ct,
+								  (unsigned long long)row->ct_len, ad,
+								  adlen, row->nonce, key);
 	rc = VAULT_E_INTEGRITY;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(s->data, NULL, NULL, row->ct,
-						       (unsigned long long)row->ct_len, ad, adlen,
-						       row->nonce, key) != 0)
+	if (open != 0)
 		goto out;
 	*out = s;
 	s = NULL;
