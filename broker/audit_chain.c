@@ -33,6 +33,8 @@ _Static_assert(CKPT_BODY_LEN + AUDIT_CHAIN_LEN == AUDIT_CKPT_LEN, "checkpoint la
  */
 struct audit_keys {
 	crypto_generichash_state st;
+	/* The state right after keying with K_epoch: each record's MAC starts from a copy. */
+	crypto_generichash_state chain_init;
 	uint8_t chain_key[KEY_LEN]; /* K_epoch */
 	uint8_t ckpt_key[KEY_LEN];  /* static, seals checkpoint blobs */
 	uint8_t tmp[KEY_LEN];
@@ -49,7 +51,8 @@ struct audit_keys *audit_keys_new(const uint8_t master[32])
 	if (crypto_kdf_derive_from_key(k->chain_key, KEY_LEN, KDF_SUB_CHAIN, KDF_CONTEXT,
 				       master) != 0 ||
 	    crypto_kdf_derive_from_key(k->ckpt_key, KEY_LEN, KDF_SUB_CKPT, KDF_CONTEXT,
-				       master) != 0) {
+				       master) != 0 ||
+	    crypto_generichash_init(&k->chain_init, k->chain_key, KEY_LEN, AUDIT_CHAIN_LEN) != 0) {
 		sodium_free(k);
 		return NULL;
 	}
@@ -93,6 +96,9 @@ static int ratchet(struct audit_keys *k)
 	if (rc == 0) {
 		memcpy(k->chain_key, k->tmp, KEY_LEN);
 		k->epoch++;
+		rc = crypto_generichash_init(&k->chain_init, k->chain_key, KEY_LEN, AUDIT_CHAIN_LEN);
+		if (rc != 0)
+			sodium_memzero(&k->chain_init, sizeof(k->chain_init)); /* K_e goes all the same */
 	}
 	sodium_memzero(k->tmp, sizeof(k->tmp));
 	return rc;
@@ -111,7 +117,17 @@ int audit_keys_to(struct audit_keys *k, uint64_t epoch)
 int audit_chain_mac(struct audit_keys *k, const uint8_t prev[AUDIT_CHAIN_LEN],
 		    const char *body, size_t len, uint8_t out[AUDIT_CHAIN_LEN])
 {
-	return keyed_hash(k, k->chain_key, prev, AUDIT_CHAIN_LEN, (const uint8_t *)body, len, out);
+	int rc = -1;
+
+	memcpy(&k->st, &k->chain_init, sizeof(k->st));
+	if (crypto_generichash_update(&k->st, prev, AUDIT_CHAIN_LEN) != 0 ||
+	    crypto_generichash_update(&k->st, (const uint8_t *)body, len) != 0 ||
+	    crypto_generichash_final(&k->st, out, AUDIT_CHAIN_LEN) != 0)
+		goto out;
+	rc = 0;
+out:
+	sodium_memzero(&k->st, sizeof(k->st));
+	return rc;
 }
 
 static void put_be64(uint8_t *p, uint64_t v)
