@@ -59,6 +59,8 @@ struct conn {
 	size_t in_len, in_cap;
 	struct reply_list replies;
 	size_t nreplies;
+	/* The last reply freed, kept for the next request: one request at a time is the rule. */
+	struct reply *spare;
 	size_t writing;               /* replies handed to uv_write */
 	uint64_t frame_started_ms;    /* first byte of an unfinished frame */
 	uint64_t write_started_ms;    /* the oldest answer the peer has not taken */
@@ -94,6 +96,7 @@ static void conn_free(struct conn *c)
 	limits_release(svc->limits, c->slot);
 	identity_clear(&c->id);
 	free(c->audit_who);
+	free(c->spare);
 	free(c);
 	if (svc->on_conn_gone != NULL)
 		svc->on_conn_gone(svc);
@@ -487,10 +490,14 @@ void conn_request_decided(struct conn *c)
 
 struct reply *conn_reply_new(struct conn *c, uint8_t type)
 {
-	struct reply *r = calloc(1, sizeof(*r));
+	struct reply *r = c->spare;
 
-	if (r == NULL)
+	if (r != NULL) {
+		c->spare = NULL;
+		memset(r, 0, sizeof(*r));
+	} else if ((r = calloc(1, sizeof(*r))) == NULL) {
 		return NULL;
+	}
 	r->conn = c;
 	r->type = type;
 	r->resp.type = type;
@@ -516,7 +523,10 @@ static void reply_free(struct reply *r)
 	else
 		out_put(c, r->out, r->out_cap, r->out_dirty);
 	free(r->ev_text);
-	free(r);
+	if (c->spare == NULL)
+		c->spare = r; /* what it held is gone: the encoding, the value, the texts */
+	else
+		free(r);
 	conn_unref(c);
 }
 
