@@ -11,7 +11,10 @@
 # and where the binary has them --connect-rate, --connect-burst, all at
 # 10000000), so that every answer is a real get.  Then for each load (-c 1,
 # -c 50, -c 50 --reconnect) each server is measured in turn, with -n chosen
-# from a short probe so a run lasts about SECONDS_PER_RUN seconds.  CPU per
+# from a short probe so a run lasts about SECONDS_PER_RUN seconds, and that
+# ROUNDS times (3 unless set), the servers taking turns within each round so
+# that a slow spell of the machine falls on all of them; each row reports
+# the round of median rps, so one stalled run does not set the figure.  CPU per
 # request is the server process's utime+stime (all its threads, from
 # /proc/PID/stat) over the run, divided by the successful answers.
 #
@@ -21,7 +24,7 @@
 # generator shares the CPUs with the server, as it would in production.
 set -euo pipefail
 
-usage() { echo "usage: [OLD=secretd] [SECONDS_PER_RUN=5] $0 BUILD_DIR" >&2; exit 2; }
+usage() { echo "usage: [OLD=secretd] [SECONDS_PER_RUN=5] [ROUNDS=3] $0 BUILD_DIR" >&2; exit 2; }
 [ $# -eq 1 ] || usage
 BUILD=$1
 SECRETD=$BUILD/broker/secretd
@@ -29,11 +32,13 @@ SECRETCTL=$BUILD/client/secretctl
 BENCH=$BUILD/tests/bench/secretd-bench
 NULLD=$BUILD/tests/bench/secretd-null
 SECS=${SECONDS_PER_RUN:-5}
+ROUNDS=${ROUNDS:-3}
 OLD=${OLD:-}
 for f in "$SECRETD" "$SECRETCTL" "$BENCH" "$NULLD" ${OLD:+"$OLD"}; do
   [ -x "$f" ] || { echo "compare.sh: $f: not an executable (build first)" >&2; exit 1; }
 done
 [[ "$SECS" =~ ^[1-9][0-9]{0,2}$ ]] || { echo "compare.sh: SECONDS_PER_RUN wants 1..999" >&2; exit 2; }
+[[ "$ROUNDS" =~ ^[1-9][0-9]?$ ]] || { echo "compare.sh: ROUNDS wants 1..99" >&2; exit 2; }
 
 T=$(mktemp -d /tmp/secretd-compare.XXXXXX)
 PIDS=()
@@ -134,9 +139,10 @@ run_redis() {
       printf "%s %d %d 0\n", f[2], f[5] * 1000 + 0.5, f[7] * 1000 + 0.5 }'
 }
 
-# measure LABEL CLIENTS [--reconnect]: one row of the table.
+# measure LABEL CLIENTS [--reconnect]: one timed run, "rps p50 p99 errors
+# cpu_us requests" on stdout.
 measure() {
-  local label=$1 c=$2 mode=${3:-} pid sock r n t0 t1 rps p50 p99 err ok cpu ratio
+  local label=$1 c=$2 mode=${3:-} pid sock r n t0 t1 rps p50 p99 err ok cpu
   local args=() kargs=()
   [ "$mode" = --reconnect ] && args=(--reconnect) && kargs=(-k 0)
   pid=PID_$label
@@ -160,12 +166,23 @@ measure() {
   ok=$(( n - err ))
   cpu=$(awk -v d=$(( t1 - t0 )) -v hz="$TICK" -v ok="$ok" \
     'BEGIN { if (ok > 0) printf "%.1f", d / hz * 1e6 / ok; else print "-" }')
-  ratio=$(awk -v a="$rps" -v b="${NULL_RPS:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+  echo "$rps $p50 $p99 $err $cpu $n"
+}
+
+# row LABEL LOAD FILE: the table's row from the rounds in FILE (one measure
+# line each): the round of median rps gives rps, p50 and p99; CPU is the
+# median of the rounds' CPU; requests and errors are summed.
+row() {
+  local label=$1 load=$2 file=$3 rps p50 p99 err cpu n ratio cratio
+  read -r rps p50 p99 _ <<<"$(sort -n -k1,1 "$file" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }')"
+  cpu=$(awk '$5 != "-" { print $5 }' "$file" | sort -n | awk '{ l[NR] = $1 } END { print NR ? l[int((NR + 1) / 2)] : "-" }')
+  err=$(awk '{ s += $4 } END { print s + 0 }' "$file")
+  n=$(awk '{ s += $6 } END { print s + 0 }' "$file")
   [ "$label" = null ] && NULL_RPS=$rps && NULL_CPU=$cpu
-  local cratio
+  ratio=$(awk -v a="$rps" -v b="${NULL_RPS:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
   cratio=$(awk -v a="$cpu" -v b="${NULL_CPU:-0}" 'BEGIN { if (b > 0 && a != "-") printf "%.2f", a / b; else print "-" }')
   printf '| %-7s | %-20s | %9s | %10s | %6s | %6s | %6s | %8s | %5s | %5s |\n' \
-    "$label" "-c $c${mode:+ $mode}" "$n" "$rps" "$p50" "$p99" "$err" "$cpu" "$ratio" "$cratio"
+    "$label" "$load" "$n" "$rps" "$p50" "$p99" "$err" "$cpu" "$ratio" "$cratio"
 }
 
 start_null
@@ -177,13 +194,20 @@ SERVERS=(null new)
 [ "$HAVE_REDIS" = 1 ] && SERVERS+=(redis)
 
 echo "# $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# new = $SECRETD${OLD:+, old = $OLD}; about $SECS s a run; ratios against the null server"
+echo "# new = $SECRETD${OLD:+, old = $OLD}; $ROUNDS rounds of about $SECS s a run, the servers in turn"
+echo "# in each round; each row is the round of median rps (CPU: the median round's); ratios against the null server"
 echo "| server  | load                 |  requests |        rps |    p50 |    p99 | errors | CPU µs/req | ×rps | ×CPU |"
 echo "| ---     | ---                  |       --- |        --- |    --- |    --- |    --- |      --- |   --- |   --- |"
 for load in "1" "50" "50 --reconnect"; do
+  for s in "${SERVERS[@]}"; do : >"$T/rounds.$s"; done
+  for _ in $(seq 1 "$ROUNDS"); do
+    for s in "${SERVERS[@]}"; do
+      # shellcheck disable=SC2086
+      measure "$s" $load >>"$T/rounds.$s"
+    done
+  done
   NULL_RPS=0 NULL_CPU=0
   for s in "${SERVERS[@]}"; do
-    # shellcheck disable=SC2086
-    measure "$s" $load
+    row "$s" "-c $load" "$T/rounds.$s"
   done
 done
