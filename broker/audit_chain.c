@@ -70,21 +70,29 @@ uint64_t audit_keys_epoch(const struct audit_keys *k)
 	return k->epoch;
 }
 
+/* Finish k->st, already keyed, over a || b into out; the state is wiped. */
+static int hash_rest(struct audit_keys *k, const uint8_t *a, size_t alen, const uint8_t *b,
+		     size_t blen, uint8_t out[AUDIT_CHAIN_LEN])
+{
+	int rc = -1;
+
+	if (crypto_generichash_update(&k->st, a, alen) == 0 &&
+	    crypto_generichash_update(&k->st, b, blen) == 0 &&
+	    crypto_generichash_final(&k->st, out, AUDIT_CHAIN_LEN) == 0)
+		rc = 0;
+	sodium_memzero(&k->st, sizeof(k->st));
+	return rc;
+}
+
 /* out = BLAKE2b-256(key; a || b), the state kept in the key block. */
 static int keyed_hash(struct audit_keys *k, const uint8_t *key, const uint8_t *a, size_t alen,
 		      const uint8_t *b, size_t blen, uint8_t out[AUDIT_CHAIN_LEN])
 {
-	int rc = -1;
-
-	if (crypto_generichash_init(&k->st, key, key != NULL ? KEY_LEN : 0, AUDIT_CHAIN_LEN) != 0 ||
-	    crypto_generichash_update(&k->st, a, alen) != 0 ||
-	    crypto_generichash_update(&k->st, b, blen) != 0 ||
-	    crypto_generichash_final(&k->st, out, AUDIT_CHAIN_LEN) != 0)
-		goto out;
-	rc = 0;
-out:
-	sodium_memzero(&k->st, sizeof(k->st));
-	return rc;
+	if (crypto_generichash_init(&k->st, key, key != NULL ? KEY_LEN : 0, AUDIT_CHAIN_LEN) != 0) {
+		sodium_memzero(&k->st, sizeof(k->st));
+		return -1;
+	}
+	return hash_rest(k, a, alen, b, blen, out);
 }
 
 /* K_{e+1} = BLAKE2b-256("secretd-ratchet" || K_e); K_e is gone afterwards. */
@@ -117,17 +125,8 @@ int audit_keys_to(struct audit_keys *k, uint64_t epoch)
 int audit_chain_mac(struct audit_keys *k, const uint8_t prev[AUDIT_CHAIN_LEN],
 		    const char *body, size_t len, uint8_t out[AUDIT_CHAIN_LEN])
 {
-	int rc = -1;
-
 	memcpy(&k->st, &k->chain_init, sizeof(k->st));
-	if (crypto_generichash_update(&k->st, prev, AUDIT_CHAIN_LEN) != 0 ||
-	    crypto_generichash_update(&k->st, (const uint8_t *)body, len) != 0 ||
-	    crypto_generichash_final(&k->st, out, AUDIT_CHAIN_LEN) != 0)
-		goto out;
-	rc = 0;
-out:
-	sodium_memzero(&k->st, sizeof(k->st));
-	return rc;
+	return hash_rest(k, prev, AUDIT_CHAIN_LEN, (const uint8_t *)body, len, out);
 }
 
 static void put_be64(uint8_t *p, uint64_t v)
