@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include <sodium.h>
 
 #include "audit.h"
+#include "audit_links.h"
 
 #define MAX_LINES 256
 #define CONTAINER "3f2a9c51e0b7d4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70819"
@@ -792,6 +794,57 @@ static void test_removed_file_degrades(void **state)
 	assert_verifies((const char *const[]){ logpath }, 1);
 }
 
+/*
+ * Without the watch (the gate could not poll it) every write checks the
+ * link count itself: a removal nobody was told of still degrades the log.
+ */
+static void test_removed_file_degrades_unwatched(void **state)
+{
+	struct audit *a = open_log(NULL, NULL, 0);
+
+	(void)state;
+	audit_watch_off(a);
+	append_get(a, "a");
+	append_get(a, "b");
+	assert_int_equal(unlink(logpath), 0);
+	assert_int_not_equal(append_ev(a, "get", "c", -1, "allow", 1, NULL, -1), 0);
+	assert_false(audit_healthy(a));
+	assert_non_null(strstr(audit_problem(a), "removed"));
+	assert_int_equal(audit_recover(a), 0);
+	append_get(a, "d");
+	assert_int_equal(audit_close(a), 0);
+	assert_verifies((const char *const[]){ logpath }, 1);
+}
+
+/* No inotify instance to be had (no descriptor left): the watch says "check" for ever. */
+static void test_links_without_inotify(void **state)
+{
+	struct audit_links l;
+	struct rlimit old, none;
+	int lowest = dup(0), fd;
+
+	(void)state;
+	assert_true(lowest >= 0);
+	assert_int_equal(close(lowest), 0);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	none = old;
+	none.rlim_cur = (rlim_t)lowest; /* not one more descriptor */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
+	audit_links_init(&l);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(audit_links_fd(&l), -1);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	audit_links_watch(&l, fd);
+	assert_true(audit_links_unsure(&l));
+	audit_links_confirmed(&l);
+	assert_true(audit_links_unsure(&l)); /* no event could ever say otherwise */
+	audit_links_drain(&l);
+	assert_true(audit_links_unsure(&l));
+	audit_links_close(&l);
+	assert_int_equal(close(fd), 0);
+}
+
 static void test_ratchet_by_records(void **state)
 {
 	struct lines ls;
@@ -1444,6 +1497,8 @@ int main(void)
 		T(test_rotation),
 		T(test_tick_notices_rename_and_removal),
 		T(test_removed_file_degrades),
+		T(test_removed_file_degrades_unwatched),
+		T(test_links_without_inotify),
 		T(test_ratchet_by_records),
 		T(test_ratchet_by_time),
 		T(test_sync_and_checkpoint),
