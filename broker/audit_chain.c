@@ -101,13 +101,15 @@ static int ratchet(struct audit_keys *k)
 	int rc = keyed_hash(k, NULL, (const uint8_t *)RATCHET_LABEL, sizeof(RATCHET_LABEL) - 1,
 			    k->chain_key, KEY_LEN, k->tmp);
 
+	/* The new key's MAC state first: if that fails, nothing has moved. */
+	if (rc == 0)
+		rc = crypto_generichash_init(&k->st, k->tmp, KEY_LEN, AUDIT_CHAIN_LEN);
 	if (rc == 0) {
+		memcpy(&k->chain_init, &k->st, sizeof(k->chain_init));
 		memcpy(k->chain_key, k->tmp, KEY_LEN);
 		k->epoch++;
-		rc = crypto_generichash_init(&k->chain_init, k->chain_key, KEY_LEN, AUDIT_CHAIN_LEN);
-		if (rc != 0)
-			sodium_memzero(&k->chain_init, sizeof(k->chain_init)); /* K_e goes all the same */
 	}
+	sodium_memzero(&k->st, sizeof(k->st));
 	sodium_memzero(k->tmp, sizeof(k->tmp));
 	return rc;
 }
