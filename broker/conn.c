@@ -59,7 +59,7 @@ struct conn {
 	size_t in_len, in_cap;
 	struct reply_list replies;
 	size_t nreplies;
-	/* The last reply freed, kept for the next request: one request at a time is the rule. */
+	/* The last reply freed, kept for the next request (most clients send one at a time). */
 	struct reply *spare;
 	size_t writing;               /* replies handed to uv_write */
 	uint64_t frame_started_ms;    /* first byte of an unfinished frame */

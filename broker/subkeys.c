@@ -5,7 +5,7 @@
 
 #include <sodium.h>
 
-#define SLOTS 256 /* a power of two */
+#define SLOTS 256 /* one for each value of the nonce's first byte */
 #define PREFIX_LEN crypto_core_hchacha20_INPUTBYTES
 #define SUBKEY_LEN crypto_core_hchacha20_OUTPUTBYTES
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -20,6 +20,8 @@ struct subkey_slot {
 struct subkeys {
 	struct subkey_slot slot[SLOTS];
 };
+
+_Static_assert(SLOTS == UINT8_MAX + 1, "a slot for each first byte of a nonce");
 
 struct subkeys *subkeys_new(void)
 {
@@ -40,7 +42,7 @@ void subkeys_free(struct subkeys *sk)
 static const struct subkey_slot *slot_for(struct subkeys *sk, uint32_t term, const uint8_t *key,
 					  const uint8_t *nonce)
 {
-	struct subkey_slot *s = &sk->slot[((unsigned)nonce[0] | (unsigned)nonce[1] << 8) & (SLOTS - 1)];
+	struct subkey_slot *s = &sk->slot[nonce[0]];
 
 	/* The nonce is not secret: a plain comparison. */
 	if (s->term == term && memcmp(s->prefix, nonce, PREFIX_LEN) == 0)
