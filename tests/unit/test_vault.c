@@ -366,6 +366,47 @@ static void test_held_reads_many(void **state)
 	vault_close(v);
 }
 
+/*
+ * The loop's gets (vault_hold_reads: rows and their subkeys kept) at the
+ * sizes around a value's guarded slot, many held at once, each read twice.
+ */
+static void test_held_reads_sizes(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 32, 4000, 4047, 4048, 4049, 4050, 4095, 4096, 4097, 9000 };
+	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+	struct vault *v = create_open();
+	struct vault_writer *w = writer_ok(v, 10);
+	struct vault_secret *held[2][N];
+	static uint8_t val[9000];
+	char name[16];
+
+	(void)state;
+	randombytes_buf(val, sizeof(val));
+	for (size_t i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "s%zu", i);
+		put_ok(w, name, val, sizes[i], 1);
+	}
+	vault_hold_reads(v);
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < N; i++) {
+			struct vault_secret *s = NULL;
+
+			snprintf(name, sizeof(name), "s%zu", i);
+			assert_int_equal(vault_get(v, name, strlen(name), 0, &s), VAULT_OK);
+			assert_int_equal(s->len, sizes[i]);
+			if (sizes[i] > 0)
+				assert_memory_equal(s->data, val, sizes[i]);
+			held[pass][i] = s;
+		}
+	for (size_t i = N; i-- > 0;) {
+		vault_secret_free(held[1][i]);
+		vault_secret_free(held[0][i]);
+	}
+	vault_turn_end(v);
+	vault_writer_close(w);
+	vault_close(v);
+}
+
 static void test_round_trip(void **state)
 {
 	static const uint8_t bin[] = { 0, 1, 0, 0xff, 'a', 0, '\n', 0 };
@@ -653,6 +694,31 @@ static void flip_ct_byte(const char *name, uint32_t version, size_t at)
 	assert_int_equal(sqlite3_changes(db), 1);
 	sqlite3_finalize(st);
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* The loop's gets refuse what every get refuses, the second time too (from what they keep). */
+static void test_held_reads_tampered(void **state)
+{
+	struct vault *v;
+
+	(void)state;
+	make_sample();
+	flip_ct_byte("x", 2, 0);
+	flip_ct_byte("z", 1, 20); /* the tag */
+	/* w: y's row, nonce and all, under another name: y's kept subkey opens nothing there. */
+	raw_exec("INSERT INTO secrets SELECT x'77', version, term, nonce, ct FROM secrets"
+		 " WHERE name = x'79'");
+	v = open_ok();
+	vault_hold_reads(v);
+	for (int pass = 0; pass < 2; pass++) {
+		expect_str(v, "y", 0, "y-one", 1);
+		assert_int_equal(get_rc(v, "w", 0), VAULT_E_INTEGRITY);
+		assert_int_equal(get_rc(v, "x", 0), VAULT_E_INTEGRITY);
+		assert_int_equal(get_rc(v, "z", 0), VAULT_E_INTEGRITY);
+		expect_str(v, "x", 1, "x-one", 1);
+		vault_turn_end(v);
+	}
+	vault_close(v);
 }
 
 static void test_tamper_ciphertext_byte(void **state)
@@ -1125,6 +1191,8 @@ int main(void)
 		T(test_round_trip),
 		T(test_held_reads),
 		T(test_held_reads_many),
+		T(test_held_reads_sizes),
+		T(test_held_reads_tampered),
 		T(test_versions_pruned),
 		T(test_keep_one),
 		T(test_delete),
