@@ -41,12 +41,13 @@ enum field_id {
 struct field_spec {
 	const char *key;
 	size_t klen;
+	const char *lead; /* ,"key": as written before the value */
 	bool str;      /* a JSON string (else a number) */
 	bool required;
 	size_t max;    /* strings: bound of the escaped value */
 };
 
-#define K(key) key, sizeof(key) - 1
+#define K(key) key, sizeof(key) - 1, ",\"" key "\":"
 static const struct field_spec fields[F_COUNT_OF_FIELDS] = {
 	[F_TS] = { K("ts"), true, true, AUDIT_TS_MAX - 1 },
 	[F_SEQ] = { K("seq"), false, true, 0 },
@@ -103,33 +104,78 @@ static void b_char(struct builder *b, char c)
 	b->p[b->len++] = c;
 }
 
-/* ,"key": (or {"key": for the first), byte by byte: keys are a few bytes. */
+/* ,"key": (or {"key": for the first). */
 static void b_key(struct builder *b, enum field_id f)
 {
-	const char *k = fields[f].key;
-	size_t n = fields[f].klen;
-	char *p;
+	size_t n = fields[f].klen + 4;
 
-	if (b->overflow || n + 4 > b->cap - b->len) {
+	if (b->overflow || n > b->cap - b->len) {
 		b->overflow = true;
 		return;
 	}
-	p = b->p + b->len;
-	*p++ = f == F_TS ? '{' : ',';
-	*p++ = '"';
-	for (size_t i = 0; i < n; i++)
-		*p++ = k[i];
-	*p++ = '"';
-	*p = ':';
-	b->len += n + 4;
+	memcpy(b->p + b->len, fields[f].lead, n);
+	if (f == F_TS)
+		b->p[b->len] = '{';
+	b->len += n;
+}
+
+/*
+ * The bytes written as themselves: printable ASCII, 0x20-0x7e, less '"'
+ * (0x22) and '\\' (0x5c); a bit each, so that a scan costs a lookup a byte.
+ */
+static const uint64_t plain_bytes[4] = {
+	0xffffffff00000000ULL & ~(1ULL << 0x22),
+	0x7fffffffffffffffULL & ~(1ULL << (0x5c - 64)),
+	0,
+	0,
+};
+
+static bool is_plain(unsigned char c)
+{
+	return (plain_bytes[c >> 6] >> (c & 63)) & 1;
+}
+
+#define LANES(b) (0x0101010101010101ULL * (b))
+
+/*
+ * True when no byte of the 8 at p needs escaping (the usual case: a path or a
+ * name has none), checked a word at a time: no byte at or above 0x80, none
+ * below 0x20, none equal to 0x7f, '"' or '\\'.  Each test is the exact "some
+ * byte is zero" test, (v - 0x01..) & ~v & 0x80.., on a word whose bytes are
+ * all below 0x80, so that no byte borrows into its neighbour's answer.
+ */
+static bool plain_word(const unsigned char *p)
+{
+	uint64_t x, hi = LANES(0x80);
+
+	memcpy(&x, p, sizeof(x));
+	if ((x & hi) != 0)
+		return false;
+	return ((((x - LANES(0x20)) & ~x) |
+		 (((x ^ LANES(0x7f)) - LANES(1)) & ~(x ^ LANES(0x7f))) |
+		 (((x ^ LANES(0x22)) - LANES(1)) & ~(x ^ LANES(0x22))) |
+		 (((x ^ LANES(0x5c)) - LANES(1)) & ~(x ^ LANES(0x5c)))) &
+		hi) == 0;
+}
+
+/* The length of s's first run of bytes that need no escaping. */
+static size_t plain_run(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (n - i >= 8 && plain_word(s + i))
+		i += 8;
+	while (i < n && is_plain(s[i]))
+		i++;
+	return i;
 }
 
 /* Bytes one input byte takes once escaped. */
 static size_t esc_width(unsigned char c)
 {
-	if (c == '"' || c == '\\')
-		return 2;
-	return c >= 0x20 && c <= 0x7e ? 1 : 6;
+	if (is_plain(c))
+		return 1;
+	return c == '"' || c == '\\' ? 2 : 6;
 }
 
 static void b_esc(struct builder *b, unsigned char c)
@@ -137,12 +183,12 @@ static void b_esc(struct builder *b, unsigned char c)
 	static const char hex[] = "0123456789abcdef";
 	char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
 
-	if (c == '"' || c == '\\') {
-		char e[2] = { '\\', (char)c };
-		b_raw(b, e, 2);
-	} else if (c >= 0x20 && c <= 0x7e) {
+	if (is_plain(c)) {
 		char ch = (char)c;
 		b_raw(b, &ch, 1);
+	} else if (c == '"' || c == '\\') {
+		char e[2] = { '\\', (char)c };
+		b_raw(b, e, 2);
 	} else {
 		b_raw(b, u, sizeof(u));
 	}
@@ -161,8 +207,7 @@ static void b_str(struct builder *b, enum field_id f, const char *s, size_t n)
 	b_key(b, f);
 	b_char(b, '"');
 	/* The usual case: nothing to escape (the first byte that needs it ends the scan). */
-	for (i = 0; i < n && esc_width(u[i]) == 1; i++)
-		;
+	i = plain_run(u, n);
 	total = i;
 	if (i == n && n <= max) {
 		b_raw(b, s, n);
@@ -219,14 +264,20 @@ static void b_num(struct builder *b, enum field_id f, long long v)
 	b_raw(b, p, (size_t)(num + sizeof(num) - p));
 }
 
+/* Every byte's two hex digits, so that a chain costs one copy a byte. */
+#define HEX_ROW(h)                                                                   \
+	h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9" h "a" h "b" h "c" h "d" \
+	h "e" h "f"
+static const char hex_pairs[] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3")
+	HEX_ROW("4") HEX_ROW("5") HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9")
+	HEX_ROW("a") HEX_ROW("b") HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+#undef HEX_ROW
+_Static_assert(sizeof(hex_pairs) == 2 * 256 + 1, "two digits for each byte value");
+
 static void hex_encode(const uint8_t *in, size_t n, char *out)
 {
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[in[i] >> 4];
-		out[2 * i + 1] = hex[in[i] & 15];
-	}
+	for (size_t i = 0; i < n; i++)
+		memcpy(out + 2 * i, hex_pairs + 2 * in[i], 2);
 }
 
 static void b_who(struct builder *b, const struct identity *who)

@@ -28,7 +28,7 @@ struct buffers *buffers_new(size_t budget, size_t reply_reserve)
 
 	if (b == NULL)
 		return NULL;
-	b->small = guarded_new(SLAB_FIRST, SLAB_BUFFERS, false);
+	b->small = guarded_new(SLAB_FIRST, SLAB_BUFFERS, GUARDED_ONE_THREAD);
 	if (b->small == NULL) {
 		free(b);
 		return NULL;

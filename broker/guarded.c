@@ -21,6 +21,7 @@ struct free_slot {
 
 struct guarded {
 	pthread_mutex_t mu;
+	bool locked;      /* not GUARDED_ONE_THREAD: every change under mu */
 	size_t page, stride, first, per_slab;
 	size_t data;      /* bytes of a slot's pages */
 	bool guard_each;  /* a guard page after every slot, not only the last */
@@ -30,12 +31,14 @@ struct guarded {
 	bool closed; /* guarded_close was called: the last slot back frees all */
 };
 
-struct guarded *guarded_new(size_t first, size_t per_slab, bool guard_each)
+struct guarded *guarded_new(size_t first, size_t per_slab, unsigned flags)
 {
 	struct guarded *g;
 	long page = sysconf(_SC_PAGESIZE);
+	bool guard_each = (flags & GUARDED_EACH) != 0;
 
-	if (page <= 0 || first == 0 || per_slab == 0)
+	if (page <= 0 || first == 0 || per_slab == 0 ||
+	    (flags & ~(unsigned)(GUARDED_EACH | GUARDED_ONE_THREAD)) != 0)
 		return NULL;
 	g = calloc(1, sizeof(*g));
 	if (g == NULL)
@@ -44,6 +47,7 @@ struct guarded *guarded_new(size_t first, size_t per_slab, bool guard_each)
 		free(g);
 		return NULL;
 	}
+	g->locked = (flags & GUARDED_ONE_THREAD) == 0;
 	g->page = (size_t)page;
 	g->data = (GUARDED_SLOT + g->page - 1) / g->page * g->page;
 	/* The slot's pages, then (guard_each) the guard page that follows them. */
@@ -54,13 +58,25 @@ struct guarded *guarded_new(size_t first, size_t per_slab, bool guard_each)
 	return g;
 }
 
+static void lock(struct guarded *g)
+{
+	if (g->locked)
+		pthread_mutex_lock(&g->mu);
+}
+
+static void unlock(struct guarded *g)
+{
+	if (g->locked)
+		pthread_mutex_unlock(&g->mu);
+}
+
 /* The usable bytes of slot i end where its guard page begins. */
 static uint8_t *slot_at(const struct guarded *g, uint8_t *base, size_t i)
 {
 	return base + g->page + i * g->stride + g->data - GUARDED_SLOT;
 }
 
-/* A new slab on the free list; under g->mu.  -1 when memory is out. */
+/* A new slab on the free list; under lock(g).  -1 when memory is out. */
 static int add_slab(struct guarded *g)
 {
 	size_t n = g->slabs == NULL ? g->first : g->per_slab;
@@ -130,14 +146,14 @@ uint8_t *guarded_take(struct guarded *g)
 {
 	struct free_slot *f = NULL;
 
-	pthread_mutex_lock(&g->mu);
+	lock(g);
 	if (!g->closed && (g->free != NULL || add_slab(g) == 0)) {
 		f = g->free;
 		g->free = f->next;
 		f->next = NULL; /* the whole slot is zero again */
 		g->out++;
 	}
-	pthread_mutex_unlock(&g->mu);
+	unlock(g);
 	return (uint8_t *)f;
 }
 
@@ -148,12 +164,12 @@ void guarded_give(struct guarded *g, uint8_t *slot)
 
 	if (slot == NULL)
 		return;
-	pthread_mutex_lock(&g->mu);
+	lock(g);
 	f->next = g->free;
 	g->free = f;
 	g->out--;
 	last = g->closed && g->out == 0;
-	pthread_mutex_unlock(&g->mu);
+	unlock(g);
 	if (last)
 		destroy(g);
 }
@@ -162,9 +178,9 @@ size_t guarded_out(struct guarded *g)
 {
 	size_t n;
 
-	pthread_mutex_lock(&g->mu);
+	lock(g);
 	n = g->out;
-	pthread_mutex_unlock(&g->mu);
+	unlock(g);
 	return n;
 }
 
@@ -174,10 +190,10 @@ void guarded_close(struct guarded *g)
 
 	if (g == NULL)
 		return;
-	pthread_mutex_lock(&g->mu);
+	lock(g);
 	g->closed = true;
 	now = g->out == 0;
-	pthread_mutex_unlock(&g->mu);
+	unlock(g);
 	if (now)
 		destroy(g);
 }

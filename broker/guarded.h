@@ -15,8 +15,10 @@
  * two.
  *
  * A slot comes zeroed; whoever gives it back has wiped what it wrote.
- * Thread-safe: the vault's values may be dropped on
- * any thread.  A pool closed with slots still out stays until the last one
+ * Thread-safe unless made GUARDED_ONE_THREAD: the vault's values may be
+ * dropped on any thread, while connection buffers live and die on the loop,
+ * which then takes no lock for them (a lock and an unlock were two of every
+ * get's few hundred instructions outside cryptography).  A pool closed with slots still out stays until the last one
  * comes back.  The pool knows nothing of who uses it.
  */
 #ifndef SECRETD_GUARDED_H
@@ -30,11 +32,16 @@
 
 struct guarded;
 
+enum guarded_flags {
+	GUARDED_EACH = 1 << 0,       /* a guard page after every slot (see above) */
+	GUARDED_ONE_THREAD = 1 << 1, /* only ever used on one thread: no lock */
+};
+
 /*
  * first: slots in the first slab (idle memory); then slabs of per_slab.
- * guard_each: a guard page after every slot (see above).
+ * flags: guarded_flags or'ed; NULL for an unknown flag.
  */
-struct guarded *guarded_new(size_t first, size_t per_slab, bool guard_each);
+struct guarded *guarded_new(size_t first, size_t per_slab, unsigned flags);
 
 /* A zeroed slot of GUARDED_SLOT bytes, or NULL when memory is out. */
 uint8_t *guarded_take(struct guarded *g);

@@ -912,7 +912,7 @@ static int open_vault(const char *path, const uint8_t master[VAULT_KEY_LEN], boo
 	if (v != NULL)
 		v->lock_fd = -1;
 	if (v == NULL || (v->path = strdup(path)) == NULL ||
-	    (v->pool = guarded_new(POOL_FIRST, POOL_PER_SLAB, true)) == NULL) {
+	    (v->pool = guarded_new(POOL_FIRST, POOL_PER_SLAB, GUARDED_EACH)) == NULL) {
 		set_err(err, errlen, "vault %s: out of memory", path);
 		goto out;
 	}

@@ -27,6 +27,8 @@
 
 #include "audit.h"
 #include "audit_links.h"
+#include "audit_record.h"
+#include "identity.h"
 
 #define MAX_LINES 256
 #define CONTAINER "3f2a9c51e0b7d4c1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70819"
@@ -534,6 +536,90 @@ static void test_escaping_and_bounds(void **state)
 	assert_null(strstr(v, "..."));
 	lines_free(&ls);
 	assert_verifies((const char *const[]){ logpath }, 1);
+}
+
+/*
+ * Every byte value in a cgroup path, against the escaping the format
+ * promises: printable ASCII as itself, '"' and '\\' with a backslash, all
+ * else as \u00xx.  The record stays one object that round-trips and verifies.
+ */
+static void test_every_byte_escaped(void **state)
+{
+	struct audit *a = open_log(NULL, NULL, 0);
+	static char v[AUDIT_RECORD_MAX], want[AUDIT_RECORD_MAX];
+	struct lines ls;
+	size_t w = 0;
+
+	(void)state;
+	for (int c = 1; c < 256; c++) {
+		cgroup_buf[c - 1] = (char)c;
+		if (c == '"' || c == '\\')
+			w += (size_t)snprintf(want + w, sizeof(want) - w, "\\%c", c);
+		else if (c >= 0x20 && c <= 0x7e)
+			want[w++] = (char)c;
+		else
+			w += (size_t)snprintf(want + w, sizeof(want) - w, "\\u%04x", c);
+	}
+	cgroup_buf[255] = '\0';
+	want[w] = '\0';
+	append_get(a, "x");
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	assert_true(field(ls.l[1], "cgroup", v, sizeof(v)));
+	assert_string_equal(v, want);
+	assert_roundtrip(ls.l[1]);
+	lines_free(&ls);
+	assert_verifies((const char *const[]){ logpath }, 1);
+}
+
+/* want: s escaped as the format promises (the reference for the tests). */
+static size_t escape_ref(const unsigned char *s, size_t n, char *want, size_t cap)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned c = s[i];
+
+		if (c == '"' || c == '\\')
+			w += (size_t)snprintf(want + w, cap - w, "\\%c", c);
+		else if (c >= 0x20 && c <= 0x7e)
+			want[w++] = (char)c;
+		else
+			w += (size_t)snprintf(want + w, cap - w, "\\u%04x", c);
+	}
+	want[w] = '\0';
+	return w;
+}
+
+/*
+ * Each byte value at each place in a run of plain bytes, and runs of
+ * plain bytes of every length around a word: the scan that skips eight
+ * plain bytes at a time must stop at exactly the byte that needs escaping,
+ * whatever its lane, and never escape a plain one.
+ */
+static void test_escape_every_lane(void **state)
+{
+	struct identity caller = { .uid = 1, .gid = 2, .pid = 3 };
+	char path[40], json[512], want[256], got[256];
+	size_t n;
+
+	(void)state;
+	caller.cgroup = path;
+	for (int c = 1; c < 256; c++) {
+		for (size_t at = 0; at < 20; at++) {
+			size_t len = at + 1 + at % 9;
+
+			memset(path, c == 'a' ? 'b' : 'a', len);
+			path[at] = (char)c;
+			path[len] = '\0';
+			escape_ref((const unsigned char *)path, len, want, sizeof(want));
+			n = audit_record_who(&caller, json, sizeof(json) - 1);
+			assert_true(n > 0);
+			json[n] = '\0';
+			assert_true(field(json, "cgroup", got, sizeof(got)));
+			assert_string_equal(got, want);
+		}
+	}
 }
 
 /* Fields added for credentials and fleet sync appear only when set. */
@@ -1489,6 +1575,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_record_fields),
 		T(test_escaping_and_bounds),
+		T(test_every_byte_escaped),
+		T(test_escape_every_lane),
 		T(test_deep_cgroups_told_apart),
 		T(test_unit_and_revision),
 		T(test_bad_arguments),

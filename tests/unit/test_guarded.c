@@ -29,7 +29,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 
 static void test_zeroed_and_reused(void **state)
 {
-	struct guarded *g = guarded_new(2, 4, true);
+	struct guarded *g = guarded_new(2, 4, GUARDED_EACH);
 	uint8_t *a, *b;
 
 	(void)state;
@@ -50,9 +50,9 @@ static void test_zeroed_and_reused(void **state)
 }
 
 /* More than several slabs' worth: distinct, whole, writable, all given back. */
-static void many(bool guard_each)
+static void many(unsigned flags)
 {
-	struct guarded *g = guarded_new(3, 16, guard_each);
+	struct guarded *g = guarded_new(3, 16, flags);
 	static uint8_t *s[200];
 
 	assert_non_null(g);
@@ -77,8 +77,12 @@ static void many(bool guard_each)
 static void test_many(void **state)
 {
 	(void)state;
-	many(true);
-	many(false);
+	many(GUARDED_EACH);
+	many(0);
+	many(GUARDED_ONE_THREAD); /* the connection buffers' pool: the same, unlocked */
+	many(GUARDED_EACH | GUARDED_ONE_THREAD);
+	/* A flag it does not know is refused, not ignored. */
+	assert_null(guarded_new(3, 16, 1u << 5));
 }
 
 /* A child writes at p: true when it died of SIGSEGV. */
@@ -100,7 +104,7 @@ static bool write_faults(volatile uint8_t *p)
 
 static void test_guard_pages(void **state)
 {
-	struct guarded *g = guarded_new(4, 4, true);
+	struct guarded *g = guarded_new(4, 4, GUARDED_EACH);
 	uint8_t *s[6];
 
 	(void)state;
@@ -123,7 +127,7 @@ static void test_guard_pages(void **state)
 /* Shared guards: the slab's slots are contiguous, guarded at both ends. */
 static void test_slab_guards(void **state)
 {
-	struct guarded *g = guarded_new(4, 4, false);
+	struct guarded *g = guarded_new(4, 4, 0);
 	uint8_t *s[4];
 
 	(void)state;
@@ -153,7 +157,7 @@ static void *give_back(void *arg)
 /* Closed with a slot out: the slot stays usable and comes back on a thread. */
 static void test_close_with_slot_out(void **state)
 {
-	struct guarded *g = guarded_new(1, 1, false);
+	struct guarded *g = guarded_new(1, 1, 0);
 	uint8_t *slot;
 	pthread_t t;
 	void *arg[2];
