@@ -17,7 +17,7 @@
  *              under the data key of that term,
  *              AD = "secretd-fleet-secret" | be16 plen | P | be32 term | be32 version
  *                   | be16 nlen | name
- * the same construction as the local vault's rows (vault.c): a sealed value
+ * the same construction as the local vault's rows (vault_write.c): a sealed value
  * moved to another name, version or fleet prefix fails to open.  etcd holds
  * names, sizes and times, never a value.
  *

@@ -1,6 +1,6 @@
 /*
  * Guarded memory for everything that may hold a secret value in the clear:
- * connection buffers (buffers.c) and decrypted values (vault.c).
+ * connection buffers (buffers.c) and decrypted values (vault_read.c).
  *
  * Memory comes in slots of GUARDED_SLOT bytes.  A slab is one mapping of
  * many slots between two inaccessible guard pages, locked in memory (best
