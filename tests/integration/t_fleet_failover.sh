@@ -108,6 +108,13 @@ etcd_stop_all
 for n in 1 2 3; do
   wait_secs 15 "node $n connected=no" status_is "$n" connected no
 done
+note "the lag grows while etcd is away: the time since the replica last held all it was sent"
+lag1=$(status_of 1 lag_ms)
+sleep 1.5
+lag2=$(status_of 1 lag_ms)
+note "node 1: lag_ms $lag1, then $lag2"
+[ "$lag1" -gt 0 ] || fail "node 1 reports lag_ms=$lag1 with etcd down"
+[ "$lag2" -ge $((lag1 + 1000)) ] || fail "node 1's lag did not grow with the time etcd is away ($lag1, then $lag2 1.5 s later)"
 note "reads are served by every node, from its replica"
 for n in 1 2 3; do
   expect_status 0 on "$n" get f/x
@@ -141,6 +148,7 @@ for i in 1 2 3; do etcd_member_start "$i"; done
 etcd_wait_healthy
 for n in 1 2 3; do wait_following "$n" 30; done
 for n in 1 2 3; do assert_eq "$(status_of "$n" connected)" "yes" "node $n connected"; done
+for n in 1 2 3; do wait_secs 10 "node $n at lag 0 again" status_is "$n" lag_ms 0; done
 expect_status 0 on 2 put f/after <<<"back-again"
 assert_eq "$OUT" "1" "first version of f/after"
 for n in 1 3; do wait_value "$n" f/after back-again; done

@@ -10,7 +10,11 @@ source "$TESTLIB"
 source "$(dirname "$TESTLIB")/etcd.sh"
 etcd_cluster_start
 source "$(dirname "$TESTLIB")/fleetlib.sh"
+MPORT=$(free_port)
+node_setup 2
+node_conf 2 "metrics-listen = 127.0.0.1:$MPORT"
 fleet_start 2
+metric_is() { [ "$(metric_of "$MPORT" "$1")" = "$2" ]; }
 
 cluster_id() {
   etcd_ctl endpoint status -w json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["Status"]["header"]["cluster_id"])'
@@ -29,6 +33,7 @@ cid=$(cluster_id)
 for n in 1 2; do wait_secs 10 "node $n at revision $rev" status_is "$n" revision "$rev"; done
 note "cluster $cid at revision $rev; restoring the snapshot taken at r/x = old"
 err_before=( "" "$(errors_in_log 1)" "$(errors_in_log 2)" )
+assert_eq "$(metric_of "$MPORT" secretd_upstream_rollbacks_refused_total)" "0" "node 2's rollbacks refused before"
 
 etcd_restore "$T/old.db"
 rev2=$(etcd_revision)
@@ -38,6 +43,10 @@ note "restored: cluster $cid2 at revision $rev2"
 
 note "every node refuses to follow it"
 for n in 1 2; do wait_secs 20 "node $n state=refused" status_is "$n" state refused; done
+note "node 2's metrics say so (refreshed about once a second): one rollback refused"
+wait_secs 5 "metric state refused 1" metric_is 'secretd_upstream_state{state="refused"}' 1
+wait_secs 5 "metric rollbacks refused 1" metric_is secretd_upstream_rollbacks_refused_total 1
+assert_eq "$(metric_of "$MPORT" 'secretd_upstream_state{state="connected"}')" "0" "metric state connected while refused"
 for n in 1 2; do
   expect_status 0 on "$n" status
   note "node $n: $(tr '\n' ' ' <<<"$OUT")"
@@ -56,6 +65,7 @@ for n in 1 2; do
 done
 note "one error line a node for it, not one per retry"
 sleep 3
+assert_eq "$(metric_of "$MPORT" secretd_upstream_rollbacks_refused_total)" "1" "rollbacks refused: one, not one per retry"
 for n in 1 2; do
   added=$(( $(errors_in_log "$n") - ${err_before[$n]} ))
   [ "$added" -ge 1 ] || fail "node $n logged no error for the refused rollback"
