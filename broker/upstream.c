@@ -822,6 +822,7 @@ static const char *etcd_upstream_problem(struct upstream *u)
 /* What the broker finds with dlsym (upstream_ops.h). */
 const struct upstream_ops secretd_upstream_etcd = {
 	.version = SECRETD_VERSION,
+	.abi = UPSTREAM_ABI,
 	.create = etcd_upstream_new,
 	.destroy = etcd_upstream_free,
 	.start = etcd_upstream_start,

@@ -34,51 +34,69 @@ static bool trusted(const char *path)
 	       (st.st_mode & 022) == 0;
 }
 
-/* PATH of the module beside the executable, if there is one we may trust. */
-static bool beside_exe(char *path, size_t cap)
+/* PATH of the module beside the executable; false when there is none to look at. */
+static bool beside_exe(char *path, size_t cap, char *dir, size_t dcap)
 {
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	ssize_t n = readlink("/proc/self/exe", dir, dcap - 1);
 	char *slash;
 
 	if (n <= 0)
 		return false;
-	exe[n] = '\0';
-	slash = strrchr(exe, '/');
+	dir[n] = '\0';
+	slash = strrchr(dir, '/');
 	if (slash == NULL)
 		return false;
 	*slash = '\0';
-	if (snprintf(path, cap, "%s/%s", exe, UPSTREAM_ETCD_MODULE) >= (int)cap)
+	if (snprintf(path, cap, "%s/%s", dir, UPSTREAM_ETCD_MODULE) >= (int)cap)
 		return false;
-	return access(path, F_OK) == 0 && trusted(exe) && trusted(path);
+	return access(path, F_OK) == 0;
+}
+
+/*
+ * Where the module is: beside the executable when there is one there (a
+ * build tree), else installed.  A module found but not trusted is refused
+ * by name, never passed over for another: the operator is told which file
+ * is wrong, and no other module is loaded instead of the one they see.
+ */
+static int locate(char *path, size_t cap, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+
+	if (!beside_exe(path, cap, dir, sizeof(dir))) {
+		snprintf(path, cap, "%s/%s", SECRETD_MODULE_DIR, UPSTREAM_ETCD_MODULE);
+		snprintf(dir, sizeof(dir), "%s", SECRETD_MODULE_DIR);
+	}
+	if (trusted(dir) && trusted(path))
+		return 0;
+	snprintf(err, errlen, "upstream = etcd needs %s (owned by root, writable by nobody else): %s",
+		 path, access(path, F_OK) == 0 ? "its owner or mode, or its folder's, is wrong"
+					       : strerror(errno));
+	return -1;
 }
 
 static int load(char *err, size_t errlen)
 {
+	static const struct upstream_abi abi = UPSTREAM_ABI;
 	char path[PATH_MAX + 64];
 	void *h;
 
 	if (ops != NULL)
 		return 0;
-	if (!beside_exe(path, sizeof(path))) {
-		snprintf(path, sizeof(path), "%s/%s", SECRETD_MODULE_DIR, UPSTREAM_ETCD_MODULE);
-		if (!trusted(SECRETD_MODULE_DIR) || !trusted(path)) {
-			snprintf(err, errlen, "upstream = etcd needs %s (owned by root, writable by"
-				 " nobody else): %s", path,
-				 access(path, F_OK) == 0 ? "its owner or mode is wrong"
-							 : strerror(errno));
-			return -1;
-		}
-	}
+	if (locate(path, sizeof(path), err, errlen) != 0)
+		return -1;
 	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (h == NULL) {
 		snprintf(err, errlen, "upstream = etcd: %s", dlerror());
 		return -1;
 	}
 	ops = dlsym(h, UPSTREAM_ETCD_SYMBOL);
-	if (ops == NULL || strcmp(ops->version, SECRETD_VERSION) != 0) {
-		snprintf(err, errlen, "upstream = etcd: %s is not the module of secretd %s", path,
-			 SECRETD_VERSION);
+	if (ops == NULL || strcmp(ops->version, SECRETD_VERSION) != 0 ||
+	    memcmp(&ops->abi, &abi, sizeof(abi)) != 0) {
+		snprintf(err, errlen, "upstream = etcd: %s is not the module of secretd %s%s", path,
+			 SECRETD_VERSION,
+			 ops != NULL && strcmp(ops->version, SECRETD_VERSION) == 0
+				 ? " (built from other sources: its shared structs differ)"
+				 : "");
 		ops = NULL;
 		dlclose(h);
 		return -1;

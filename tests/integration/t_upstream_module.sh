@@ -3,7 +3,8 @@
 # before privileges drop, so it must refuse a module anyone but root may
 # have changed (the file or its folder writable by group or others, or owned
 # by another user), a module of another build (its version is not the
-# broker's), and a file dlopen cannot load.  Each refusal is exit 1 with one
+# broker's, or the structs both lay out differ in size), and a file dlopen
+# cannot load.  Each refusal is exit 1 with one
 # line on stderr naming the module and why, and nothing is ever served.
 # A correctly owned copy, in the same setup, starts and serves (it does not
 # wait for etcd, which is on a closed port here).
@@ -125,11 +126,9 @@ assert_contains "$OUT" "connected=no" "status of the correct copy"
 stop_broker
 
 # loose_case NAME WHAT CHANGE TARGET: a copy with CHANGE (a chmod mode, or
-# "nobody" for chown) made to TARGET is refused, the message naming the
-# module and what it must be.  A copy refused beside the executable is
-# passed over for the installed folder, and the line is about that one
-# (here: "No such file or directory"), the same line as with no copy at all;
-# so only the module's name and the rule are asserted, not the copy's path.
+# "nobody" for chown) made to TARGET is refused, the message naming that
+# copy and what it must be: a module found beside the executable but not
+# trusted is never passed over for the installed one.
 loose_case() {
   local name=$1 what=$2 change=$3 target=$4
   note "refused: $what"
@@ -140,7 +139,7 @@ loose_case() {
   esac
   [ "$(stat -c %U "$d/$target")" != root ] || [ "$(stat -c %a "$d/$target")" != 755 ] ||
     fail "$what: the copy was not changed"
-  expect_refused "$d" "$what" "$MODULE" "$REFUSED_TRUST"
+  expect_refused "$d" "$what" "$d/$MODULE" "$REFUSED_TRUST" "is wrong"
 }
 loose_case so-gw "a module writable by its group" g+w "$MODULE"
 loose_case so-ow "a module writable by others" o+w "$MODULE"
@@ -154,17 +153,17 @@ copy_broker missing
 rm "$d/$MODULE"
 expect_refused "$d" "no module" "$MODULE" "$REFUSED_TRUST" "No such file or directory"
 
-note "refused: a module of another build (its version string patched, same length)"
-copy_broker other-build
-OTHER="${VERSION%?}x"
-[ "$OTHER" != "$VERSION" ] || OTHER="${VERSION%?}y"
-# Only the string secretd_upstream_etcd.version points at: the symbol from
-# .dynsym, the relocation that fills in its first member, that address in
-# the file.  Whatever else in the module holds the same bytes is left alone.
-python3 - "$d/$MODULE" "$VERSION" "$OTHER" <<'PY' || fail "cannot patch the module's version"
+# patch_module FILE version WANT NEW | patch_module FILE abi: change, in
+# place, the string secretd_upstream_etcd.version points at (WANT to NEW,
+# the same length), or the first of its abi sizes (the size of the ops
+# table, plus 8).  The symbol from .dynsym; for the version, the relocation
+# that fills in its first member; that address in the file.  Whatever else
+# in the module holds the same bytes is left alone.
+patch_module() {
+python3 - "$@" <<'PY'
 import struct, sys
 
-path, want, new = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
+path, mode = sys.argv[1], sys.argv[2]
 d = bytearray(open(path, "rb").read())
 if d[:4] != b"\x7fELF" or d[4] != 2 or d[5] != 1:
     sys.exit("not a little-endian ELF64 file")
@@ -184,6 +183,21 @@ for s, offs in entries(11):  # SHT_DYNSYM
             addr = value
 if addr is None:
     sys.exit("no secretd_upstream_etcd in .dynsym")
+def file_offset(vaddr):
+    for i in range(phnum):
+        p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", d, phoff + i * phentsize)
+        if p_type == 1 and p_vaddr <= vaddr < p_vaddr + p_filesz:  # PT_LOAD
+            return vaddr - p_vaddr + p_offset
+    sys.exit("address %#x is in no loaded segment" % vaddr)
+if mode == "abi":
+    at = file_offset(addr + 8)  # after the version pointer
+    (size,) = struct.unpack_from("<Q", d, at)
+    if not 64 <= size <= 4096:
+        sys.exit("the first abi size is %d, not an ops table's" % size)
+    struct.pack_into("<Q", d, at, size + 8)
+    open(path, "wb").write(d)
+    sys.exit(0)
+want, new = sys.argv[3].encode(), sys.argv[4].encode()
 target = None
 for s, offs in entries(4):  # SHT_RELA; a relative one has no symbol
     for off in offs:
@@ -192,23 +206,31 @@ for s, offs in entries(4):  # SHT_RELA; a relative one has no symbol
             target = r_addend
 if target is None:
     sys.exit("no relative relocation fills in secretd_upstream_etcd.version")
-for i in range(phnum):
-    p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", d, phoff + i * phentsize)
-    if p_type == 1 and p_vaddr <= target < p_vaddr + p_filesz:  # PT_LOAD
-        at = target - p_vaddr + p_offset
-        break
-else:
-    sys.exit("the version string is in no loaded segment")
+at = file_offset(target)
 have = bytes(d[at:d.index(b"\0", at)])
 if have != want:
     sys.exit("the module's version is %r, not %r" % (have, want))
 d[at:at + len(new)] = new
 open(path, "wb").write(d)
 PY
+}
+
+note "refused: a module of another build (its version string patched, same length)"
+copy_broker other-build
+OTHER="${VERSION%?}x"
+[ "$OTHER" != "$VERSION" ] || OTHER="${VERSION%?}y"
+patch_module "$d/$MODULE" version "$VERSION" "$OTHER" || fail "cannot patch the module's version"
 ! cmp -s "$BUILT_MODULE" "$d/$MODULE" || fail "patching the version left the module unchanged"
 assert_eq "$(cmp -l "$BUILT_MODULE" "$d/$MODULE" | wc -l)" "1" "bytes the version patch changed"
 grep -qaF -- "$OTHER" "$d/$MODULE" || fail "the patched module does not hold $OTHER"
 expect_refused "$d" "another build's module" "$d/$MODULE" "$REFUSED_BUILD"
+
+note "refused: a module of this version whose shared structs differ (an abi size patched)"
+copy_broker other-abi
+patch_module "$d/$MODULE" abi || fail "cannot patch the module's abi"
+assert_eq "$(cmp -l "$BUILT_MODULE" "$d/$MODULE" | wc -l)" "1" "bytes the abi patch changed"
+expect_refused "$d" "a module built from other sources" "$d/$MODULE" "$REFUSED_BUILD" \
+  "built from other sources"
 
 note "refused: a module dlopen cannot load (a text file, trusted otherwise)"
 copy_broker not-elf
