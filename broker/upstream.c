@@ -393,6 +393,11 @@ static void on_fleet_ready(struct fleet *f, int status, void *arg)
 			set_problem(u, "etcd: %s", etcd_strerror(status));
 		if (status == ETCD_E_KEY)
 			log_err("upstream: %s", u->problem);
+		else if (!is_refusal(status) && !u->unreachable_logged)
+			/* Once, not at every retry: status and the metrics tell the rest. */
+			log_warn("upstream: cannot reach the fleet in etcd: %s; serving the replica,"
+				 " trying again every %u s", etcd_strerror(status), TICK_MS / 1000);
+		u->unreachable_logged = u->unreachable_logged || !is_refusal(status);
 		return;
 	}
 	if (u->closing) {
