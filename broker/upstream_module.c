@@ -61,6 +61,7 @@ static bool beside_exe(char *path, size_t cap, char *dir, size_t dcap)
 static int locate(char *path, size_t cap, char *err, size_t errlen)
 {
 	char dir[PATH_MAX];
+	const char *why;
 
 	if (!beside_exe(path, cap, dir, sizeof(dir))) {
 		snprintf(path, cap, "%s/%s", SECRETD_MODULE_DIR, UPSTREAM_ETCD_MODULE);
@@ -68,9 +69,11 @@ static int locate(char *path, size_t cap, char *err, size_t errlen)
 	}
 	if (trusted(dir) && trusted(path))
 		return 0;
+	/* errno of this access, not of the checks before it */
+	why = access(path, F_OK) == 0 ? "its owner or mode, or its folder's, is wrong"
+				       : strerror(errno);
 	snprintf(err, errlen, "upstream = etcd needs %s (owned by root, writable by nobody else): %s",
-		 path, access(path, F_OK) == 0 ? "its owner or mode, or its folder's, is wrong"
-					       : strerror(errno));
+		 path, why);
 	return -1;
 }
 
