@@ -256,6 +256,42 @@ static int on_snapshot_item(const struct fleet_item *it, void *arg)
 	return s->failed ? ETCD_E_NOMEM : 0;
 }
 
+/* This node's write committed in etcd: to the writer, unless a resync is being read. */
+static void submit_local(struct upstream *u, struct step *s)
+{
+	if (u->snap == NULL) {
+		step_submit(u, s);
+		return;
+	}
+	if (u->held_last != NULL)
+		u->held_last->held_next = s;
+	else
+		u->held_first = s;
+	u->held_last = s;
+}
+
+/* The writes held while a resync was read: after it, in order (or failed, when stopping). */
+static void release_held(struct upstream *u)
+{
+	struct step *s;
+
+	while ((s = u->held_first) != NULL) {
+		struct local_write *lw = s->lw;
+
+		u->held_first = s->held_next;
+		s->held_next = NULL;
+		if (!u->closing) {
+			step_submit(u, s);
+			continue;
+		}
+		/* Committed in etcd; this replica learns it at its next start. */
+		lw->done(lw->arg, WIRE_UNAVAILABLE, 0, "the broker is shutting down");
+		write_end(u, lw);
+		step_free(s);
+	}
+	u->held_last = NULL;
+}
+
 static void on_snapshot(int status, int64_t revision, uint64_t cluster_id, void *arg)
 {
 	struct upstream *u = arg;
@@ -269,11 +305,13 @@ static void on_snapshot(int status, int64_t revision, uint64_t cluster_id, void 
 			log_warn("upstream: reading etcd for a resync failed: %s (trying again)",
 				 etcd_strerror(status));
 		step_free(s);
+		release_held(u);
 		return;
 	}
 	if (vault_list_versions(u->svc->vault, on_prior, s) != 0) {
 		log_err("upstream: cannot read the vault's names for a resync (trying again)");
 		step_free(s);
+		release_held(u);
 		return;
 	}
 	s->rep.replace = true;
@@ -285,6 +323,7 @@ static void on_snapshot(int status, int64_t revision, uint64_t cluster_id, void 
 	/* A resync starts the replica over: the revision it completes is the floor now. */
 	u->submitted = revision - 1;
 	step_submit(u, s);
+	release_held(u);
 	u->state = UP_FOLLOWING;
 	follow(u);
 }
@@ -744,7 +783,7 @@ static void on_committed(const struct fleet_result *r, void *arg)
 		return;
 	}
 	s->lw = lw;
-	step_submit(u, s);
+	submit_local(u, s);
 }
 
 int local_write(struct upstream *u, struct local_write *lw)

@@ -94,6 +94,7 @@ struct step {
 	struct name_version *prior;
 	size_t nprior, prior_cap;
 	struct local_write *lw; /* STEP_LOCAL */
+	struct step *held_next; /* STEP_LOCAL held while a resync is read */
 	bool failed;           /* gathering failed: never submitted */
 };
 
@@ -109,6 +110,13 @@ struct upstream {
 	bool probe_ok;          /* the last status probe was answered */
 	bool probe_pending;
 	struct step *snap;      /* a resync being read */
+	/*
+	 * This node's writes that etcd committed while snap was read, in
+	 * order: they go to the writer after the resync, which would
+	 * otherwise replace them with an older snapshot until the watch
+	 * brought them back.
+	 */
+	struct step *held_first, *held_last;
 	bool need_resync;
 	bool verified;          /* etcd's history checked since the watch last stopped */
 	bool verify_pending;
