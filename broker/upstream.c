@@ -270,16 +270,27 @@ static void submit_local(struct upstream *u, struct step *s)
 	u->held_last = s;
 }
 
-/* The writes held while a resync was read: after it, in order (or failed, when stopping). */
-static void release_held(struct upstream *u)
+/*
+ * Hand the held writes with revisions up to upto to the writer, in order
+ * (or fail them, when stopping); keep the rest held.  How many went.
+ */
+static size_t release_held(struct upstream *u, int64_t upto)
 {
-	struct step *s;
+	struct step **at = &u->held_first, *s;
+	size_t n = 0;
 
-	while ((s = u->held_first) != NULL) {
+	u->held_last = NULL;
+	while ((s = *at) != NULL) {
 		struct local_write *lw = s->lw;
 
-		u->held_first = s->held_next;
+		if (!u->closing && s->revs[0] > upto) {
+			u->held_last = s;
+			at = &s->held_next;
+			continue;
+		}
+		*at = s->held_next;
 		s->held_next = NULL;
+		n++;
 		if (!u->closing) {
 			step_submit(u, s);
 			continue;
@@ -289,13 +300,14 @@ static void release_held(struct upstream *u)
 		write_end(u, lw);
 		step_free(s);
 	}
-	u->held_last = NULL;
+	return n;
 }
 
 static void on_snapshot(int status, int64_t revision, uint64_t cluster_id, void *arg)
 {
 	struct upstream *u = arg;
 	struct step *s = u->snap;
+	size_t held;
 
 	u->snap = NULL;
 	if (u->closing || status != ETCD_OK) {
@@ -305,13 +317,13 @@ static void on_snapshot(int status, int64_t revision, uint64_t cluster_id, void 
 			log_warn("upstream: reading etcd for a resync failed: %s (trying again)",
 				 etcd_strerror(status));
 		step_free(s);
-		release_held(u);
+		(void)release_held(u, INT64_MAX);
 		return;
 	}
 	if (vault_list_versions(u->svc->vault, on_prior, s) != 0) {
 		log_err("upstream: cannot read the vault's names for a resync (trying again)");
 		step_free(s);
-		release_held(u);
+		(void)release_held(u, INT64_MAX);
 		return;
 	}
 	s->rep.replace = true;
@@ -321,9 +333,17 @@ static void on_snapshot(int status, int64_t revision, uint64_t cluster_id, void 
 	u->verified = true; /* read from this etcd just now */
 	u->need_resync = false;
 	/* A resync starts the replica over: the revision it completes is the floor now. */
+	/*
+	 * This node's writes the snapshot already holds go first, as they would
+	 * have (an rm then counts what it removed); those it does not, after it.
+	 */
+	(void)release_held(u, revision);
 	u->submitted = revision - 1;
 	step_submit(u, s);
-	release_held(u);
+	held = release_held(u, INT64_MAX);
+	if (held > 0)
+		log_info("upstream: %zu writes of this node, committed in etcd while the resync"
+			 " read it, applied after it", held);
 	u->state = UP_FOLLOWING;
 	follow(u);
 }
@@ -432,11 +452,12 @@ static void on_fleet_ready(struct fleet *f, int status, void *arg)
 			set_problem(u, "etcd: %s", etcd_strerror(status));
 		if (status == ETCD_E_KEY)
 			log_err("upstream: %s", u->problem);
-		else if (!is_refusal(status) && !u->unreachable_logged)
+		else if (!is_refusal(status) && !u->unreachable_logged) {
 			/* Once, not at every retry: status and the metrics tell the rest. */
-			log_warn("upstream: cannot reach the fleet in etcd: %s; serving the replica,"
+			log_warn("upstream: cannot open the fleet in etcd: %s; serving the replica,"
 				 " trying again every %u s", etcd_strerror(status), TICK_MS / 1000);
-		u->unreachable_logged = u->unreachable_logged || !is_refusal(status);
+			u->unreachable_logged = true;
+		}
 		return;
 	}
 	if (u->closing) {

@@ -104,7 +104,7 @@ struct upstream {
 	struct etcd_client *client;
 	struct fleet *fleet;
 	bool fleet_pending;     /* fleet_new is running */
-	bool unreachable_logged; /* fleet_new's failure to reach etcd was logged once */
+	bool unreachable_logged; /* fleet_new's failure to open the fleet was logged once */
 	struct fleet_watch *watch;
 	bool watch_live;        /* the stream delivered since it (re)started */
 	bool probe_ok;          /* the last status probe was answered */

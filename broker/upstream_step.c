@@ -343,10 +343,12 @@ void step_submit(struct upstream *u, struct step *s)
 	if (s->state.revision > u->submitted) {
 		u->submitted = s->state.revision;
 		s->rep.state = &s->state;
-	} else if (!u->state_known && s->kind == STEP_LOCAL) {
+	} else if (!u->state_known && u->submitted == 0 && s->kind == STEP_LOCAL) {
 		/*
-		 * A put made here before the first resync landed: the vault
-		 * holds it with a state saying "revision 0, resync at start".
+		 * A put made here before the first resync was handed to the
+		 * writer: the vault holds it with a state saying "revision 0,
+		 * resync at start".  Once a resync is on its way its state is
+		 * the one to keep: a later local step carries none.
 		 */
 		s->state.revision = u->applied;
 		s->state.cluster_id = u->cluster_id;

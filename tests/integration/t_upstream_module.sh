@@ -124,10 +124,10 @@ expect_status 0 env SECRETD_SOCKET="$d/secretd.sock" "$CTL" status
 assert_contains "$OUT" "upstream=etcd" "status of the correct copy"
 assert_contains "$OUT" "connected=no" "status of the correct copy"
 note "an etcd it cannot reach is logged once, not at every retry (one a second)"
-reached() { [ "$(grep -c 'cannot reach the fleet in etcd' "$d/err" || true)" -ge 1 ]; }
+reached() { [ "$(grep -c 'cannot open the fleet in etcd' "$d/err" || true)" -ge 1 ]; }
 wait_for "a warning that etcd cannot be reached" reached
 sleep 2.5
-assert_eq "$(grep -c 'cannot reach the fleet in etcd' "$d/err")" "1" "warnings for an unreachable etcd after three retries"
+assert_eq "$(grep -c 'cannot open the fleet in etcd' "$d/err")" "1" "warnings for an unreachable etcd after three retries"
 stop_broker
 
 # loose_case NAME WHAT CHANGE TARGET: a copy with CHANGE (a chmod mode, or
