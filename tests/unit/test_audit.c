@@ -605,9 +605,11 @@ static void test_escape_every_lane(void **state)
 
 	(void)state;
 	caller.cgroup = path;
+	/* The byte at each lane of the first three words; whole words, and a tail. */
 	for (int c = 1; c < 256; c++) {
-		for (size_t at = 0; at < 20; at++) {
-			size_t len = at + 1 + at % 9;
+		for (size_t k = 0; k < 3 * 8 * 2; k++) {
+			size_t word = k / 16, lane = k / 2 % 8, at = 8 * word + lane;
+			size_t len = 8 * (word + 1) + (k % 2 ? 3 : 0);
 
 			memset(path, c == 'a' ? 'b' : 'a', len);
 			path[at] = (char)c;
