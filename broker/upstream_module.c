@@ -93,8 +93,13 @@ static int load(char *err, size_t errlen)
 		return -1;
 	}
 	ops = dlsym(h, UPSTREAM_ETCD_SYMBOL);
+	/*
+	 * abi.ops first: where a module from before abi keeps its first
+	 * function, which is never that size; only a table that large is read
+	 * further.
+	 */
 	if (ops == NULL || strcmp(ops->version, SECRETD_VERSION) != 0 ||
-	    memcmp(&ops->abi, &abi, sizeof(abi)) != 0) {
+	    ops->abi.ops != abi.ops || memcmp(&ops->abi, &abi, sizeof(abi)) != 0) {
 		snprintf(err, errlen, "upstream = etcd: %s is not the module of secretd %s%s", path,
 			 SECRETD_VERSION,
 			 ops != NULL && strcmp(ops->version, SECRETD_VERSION) == 0

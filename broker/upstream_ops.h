@@ -27,7 +27,7 @@
 #define UPSTREAM_ETCD_MODULE "secretd-upstream-etcd.so"
 #define UPSTREAM_ETCD_SYMBOL "secretd_upstream_etcd"
 
-/* The sizes of the structs the broker and the module share. */
+/* The sizes of the structs the broker and the module share; ops first (upstream_module.c). */
 struct upstream_abi {
 	size_t ops, config, services, status, identity, audit_event, writer_job;
 	size_t vault_upstream, vault_change, vault_replica;
