@@ -4,18 +4,24 @@
  *
  * Where: beside the running executable (a build tree), else in
  * SECRETD_MODULE_DIR (the installed one).  It runs as root before
- * privileges drop, so a module is loaded only from a file and folder that
- * root or the broker's own user owns and nobody else may write.
+ * privileges drop, so a module is loaded only from a file that root or the
+ * broker's own user owns and nobody else may write, on a path whose every
+ * folder is the same (or sticky, as /tmp: nobody else can replace what is
+ * in it); links are resolved first and the checks are on what they lead
+ * to.  The file is opened once, checked on that descriptor, and loaded
+ * through it, so that what is loaded is what was checked.
  */
 #include "upstream.h"
 #include "upstream_ops.h"
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,18 +32,78 @@
 
 static const struct upstream_ops *ops;
 
-static bool trusted(const char *path)
+/* Root's or ours; nobody else may change what is in it, unless sticky. */
+static bool folder_trusted(const char *path)
 {
 	struct stat st;
 
-	return stat(path, &st) == 0 && (st.st_uid == 0 || st.st_uid == geteuid()) &&
-	       (st.st_mode & 022) == 0;
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) &&
+	       (st.st_uid == 0 || st.st_uid == geteuid()) &&
+	       ((st.st_mode & 022) == 0 || (st.st_mode & S_ISVTX) != 0);
+}
+
+/* Every folder from / down to dir, an absolute path without links. */
+static bool folders_trusted(const char *dir)
+{
+	char part[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (dir[0] != '/' || len >= sizeof(part) || !folder_trusted("/"))
+		return false;
+	memcpy(part, dir, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (part[i] != '/' && part[i] != '\0')
+			continue;
+		part[i] = '\0';
+		if (!folder_trusted(part))
+			return false;
+		part[i] = dir[i];
+	}
+	return true;
+}
+
+/*
+ * The module at path, opened, if it may be trusted: a descriptor, or -1
+ * with why set.
+ */
+static int open_trusted(const char *path, const char **why)
+{
+	char real[PATH_MAX], *slash;
+	struct stat st;
+	bool folders;
+	int fd;
+
+	if (realpath(path, real) == NULL) {
+		*why = strerror(errno);
+		return -1;
+	}
+	slash = strrchr(real, '/');
+	*slash = '\0';
+	folders = folders_trusted(real[0] != '\0' ? real : "/");
+	*slash = '/';
+	if (!folders) {
+		*why = "the owner or mode of a folder on its path is wrong";
+		return -1;
+	}
+	fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		*why = strerror(errno);
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022) != 0) {
+		close(fd);
+		*why = "its owner or mode is wrong";
+		return -1;
+	}
+	return fd;
 }
 
 /* PATH of the module beside the executable; false when there is none to look at. */
 static bool beside_exe(char *path, size_t cap, char *dir, size_t dcap)
 {
 	ssize_t n = readlink("/proc/self/exe", dir, dcap - 1);
+	struct stat st;
 	char *slash;
 
 	if (n <= 0)
@@ -49,7 +115,8 @@ static bool beside_exe(char *path, size_t cap, char *dir, size_t dcap)
 	*slash = '\0';
 	if (snprintf(path, cap, "%s/%s", dir, UPSTREAM_ETCD_MODULE) >= (int)cap)
 		return false;
-	return access(path, F_OK) == 0;
+	/* Anything there, a link too: found, and then it must be trusted. */
+	return lstat(path, &st) == 0;
 }
 
 /*
@@ -57,39 +124,42 @@ static bool beside_exe(char *path, size_t cap, char *dir, size_t dcap)
  * build tree), else installed.  A module found but not trusted is refused
  * by name, never passed over for another: the operator is told which file
  * is wrong, and no other module is loaded instead of the one they see.
+ * The module, opened: a descriptor, or -1 with err set.
  */
 static int locate(char *path, size_t cap, char *err, size_t errlen)
 {
 	char dir[PATH_MAX];
-	const char *why;
+	const char *why = NULL;
+	int fd;
 
-	if (!beside_exe(path, cap, dir, sizeof(dir))) {
+	if (!beside_exe(path, cap, dir, sizeof(dir)))
 		snprintf(path, cap, "%s/%s", SECRETD_MODULE_DIR, UPSTREAM_ETCD_MODULE);
-		snprintf(dir, sizeof(dir), "%s", SECRETD_MODULE_DIR);
-	}
-	if (trusted(dir) && trusted(path))
-		return 0;
-	/* errno of this access, not of the checks before it */
-	why = access(path, F_OK) == 0 ? "its owner or mode, or its folder's, is wrong"
-				       : strerror(errno);
-	snprintf(err, errlen, "upstream = etcd needs %s (owned by root, writable by nobody else): %s",
-		 path, why);
-	return -1;
+	fd = open_trusted(path, &why);
+	if (fd < 0)
+		snprintf(err, errlen,
+			 "upstream = etcd needs %s (owned by root, writable by nobody else): %s",
+			 path, why);
+	return fd;
 }
 
 static int load(char *err, size_t errlen)
 {
 	static const struct upstream_abi abi = UPSTREAM_ABI;
-	char path[PATH_MAX + 64];
+	char path[PATH_MAX + 64], fdpath[64];
 	void *h;
+	int fd;
 
 	if (ops != NULL)
 		return 0;
-	if (locate(path, sizeof(path), err, errlen) != 0)
+	fd = locate(path, sizeof(path), err, errlen);
+	if (fd < 0)
 		return -1;
-	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	/* Loaded through the descriptor checked, not the path again. */
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+	h = dlopen(fdpath, RTLD_NOW | RTLD_LOCAL);
+	close(fd);
 	if (h == NULL) {
-		snprintf(err, errlen, "upstream = etcd: %s", dlerror());
+		snprintf(err, errlen, "upstream = etcd: %s: %s", path, dlerror());
 		return -1;
 	}
 	ops = dlsym(h, UPSTREAM_ETCD_SYMBOL);

@@ -153,6 +153,29 @@ loose_case dir-gw "a module in a folder writable by its group" g+w .
 loose_case dir-ow "a module in a folder writable by others" o+w .
 loose_case dir-nobody "a module in a folder owned by nobody" nobody .
 
+note "refused: a module whose folder's folder others may write (they could swap the folder)"
+mkdir -m 0755 "$T/open-above"
+chmod o+w "$T/open-above"
+copy_broker above
+mv "$d" "$T/open-above/"
+d="$T/open-above/above"
+expect_refused "$d" "a folder above writable by others" "$d/$MODULE" "$REFUSED_TRUST" \
+  "a folder on its path is wrong"
+
+note "refused: a link to a module in a folder others may write (the link's target is checked)"
+copy_broker link
+mkdir -m 0755 "$T/open-target"
+chmod o+w "$T/open-target"
+mv "$d/$MODULE" "$T/open-target/$MODULE"
+ln -s "$T/open-target/$MODULE" "$d/$MODULE"
+expect_refused "$d" "a link into a folder writable by others" "$d/$MODULE" "$REFUSED_TRUST" \
+  "a folder on its path is wrong"
+note "a link to a module in a folder nobody else may write is followed"
+chmod o-w "$T/open-target"
+run_copy "$d"
+assert_eq "$RC" "serving" "the broker with a link to a trusted module (stderr: $ERR)"
+stop_broker
+
 note "refused: no module beside the executable (and none installed)"
 copy_broker missing
 rm "$d/$MODULE"
