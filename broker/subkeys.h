@@ -4,11 +4,14 @@
  * one-row key, HChaCha20(data key, the nonce's first 16 bytes), then opens
  * the row with ChaCha20-Poly1305 under it (libsodium does exactly this);
  * for a short value that derivation is a quarter of the work of a get, and
- * the same rows are read again and again.  The result is the same as
- * crypto_aead_xchacha20poly1305_ietf_decrypt's, byte for byte and failure
- * for failure.
+ * the same rows are read again and again.  So is the row's Poly1305 key
+ * (ChaCha20's first block under the subkey and the whole nonce), another
+ * tenth; the tag and the plaintext are computed each time.  The result is
+ * the same as crypto_aead_xchacha20poly1305_ietf_decrypt's, byte for byte
+ * and failure for failure.
  *
- * A subkey opens the one row it was derived for, so it is kept as the data
+ * A subkey opens the one row it was derived for (its poly key, forges tags
+ * for that row alone), so both are kept as the data
  * keys are: in sodium_malloc memory (guard pages, locked, out of core
  * dumps), wiped by subkeys_free.  A fixed table of 256 slots, chosen by
  * the nonce (the writer's random bytes, not a caller's); a slot taken by
