@@ -40,10 +40,10 @@ INSTALLED_SEEN=no
 if [ -e "$MODULE_DIR/$MODULE" ]; then
   # shellcheck disable=SC2016 # $0 and $@ are the inner shell's
   HIDE=(unshare -m -- sh -c 'mount -t tmpfs -o mode=0755 secretd-test "$0" && exec "$@"' "$MODULE_DIR")
-  if "${HIDE[@]}" true 2>/dev/null; then
+  if hide_err=$("${HIDE[@]}" true 2>&1); then
     note "a module is installed in $MODULE_DIR: hidden from this test's brokers"
   else
-    note "a module is installed in $MODULE_DIR and no mount namespace can hide it"
+    note "a module is installed in $MODULE_DIR and no mount namespace can hide it: $hide_err"
     HIDE=()
     INSTALLED_SEEN=yes
   fi
