@@ -1,25 +1,4 @@
 /*
- * The tamper-evident audit log.
- *
- * Each record is one JSON line, written with one write(2) before the answer
- * is sent.  Its last field, "chain", is BLAKE2b-256 keyed with the epoch key
- * over the previous record's chain value and this record's bytes up to
- * ",\"chain\":", so a record edited, removed, inserted or reordered breaks
- * the chain.  The epoch key ratchets forward (K' = H("secretd-ratchet" || K))
- * and the old one is wiped, so whoever later reads the broker's memory holds
- * only keys that cannot re-seal earlier epochs.
- *
- * The record that opens an epoch ("start" after a restart, "epoch" after a
- * ratchet) carries the new epoch number but is sealed with the OLD key, and
- * only then is the key ratcheted.  Sealing it with the new key would let the
- * holder of key K_e forge a fake epoch change inside epoch e-1 and re-seal
- * the rest of that epoch; with the old key the epoch boundaries are fixed.
- *
- * A checkpoint (last seq, its epoch and chain, MAC'd with a static key) is
- * handed to the server with every sync and kept in the vault, so a log cut
- * short is found by audit_verify().
- */
-/*
  * The tamper-evident audit log, as the broker writes it.
  *
  * Each record is one JSON line (audit_record.c), written with one write(2)
