@@ -32,12 +32,12 @@
 #include "audit_chain.h"
 #include "audit_links.h"
 #include "audit_record.h"
+#include "audit_tail.h"
 #include "lockfile.h"
 
 #define CHAIN_LEN AUDIT_CHAIN_LEN
 #define RECORD_MAX AUDIT_RECORD_MAX
 #define PEND_MAX (256 * 1024)                /* records queued for one write(2) */
-#define TAIL_READ (2 * RECORD_MAX + 16)      /* a torn tail plus the last record */
 
 _Static_assert(PEND_MAX >= RECORD_MAX, "the queue holds any record");
 
@@ -483,137 +483,11 @@ static int write_epoch_record(struct audit *a)
 
 /* ---- opening ---------------------------------------------------------------- */
 
-static int pread_all(int fd, char *buf, size_t len, off_t off)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, off + (off_t)got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
-/* Where the existing file leaves off. */
-struct tail {
-	bool have;            /* a last record was found */
-	uint64_t seq, epoch;  /* of the last record */
-	uint8_t chain[CHAIN_LEN];
-	long long torn_bytes; /* cut off a partial last line; 0 none */
-};
-
-/* The last complete line of chunk[0 .. end), end just past its newline, as t. */
-static int tail_record(const char *chunk, size_t end, bool whole_file, struct tail *t)
-{
-	struct audit_parsed *p = NULL;
-	const char *nl = end > 1 ? memrchr(chunk, '\n', end - 1) : NULL;
-	size_t start;
-	int rc = -EINVAL;
-
-	if (nl == NULL && !whole_file)
-		return -EINVAL; /* longer than any record could be */
-	start = nl != NULL ? (size_t)(nl - chunk) + 1 : 0;
-	p = malloc(sizeof(*p));
-	if (p == NULL)
-		return -ENOMEM;
-	if (!audit_record_parse(chunk + start, end - 1 - start, p))
-		goto out;
-	t->seq = p->ev.seq;
-	t->epoch = p->ev.epoch;
-	memcpy(t->chain, p->ev.chain, CHAIN_LEN);
-	t->have = true;
-	rc = 0;
-out:
-	free(p);
-	return rc;
-}
-
-/*
- * Read the file's last record.  A partial last line (a crash mid-write) is
- * cut off and counted in t->torn_bytes.
- */
-static int read_tail(struct audit *a, struct tail *t, char *err, size_t errlen)
-{
-	char *chunk = NULL;
-	struct stat st;
-	size_t n, end;
-	off_t base;
-	const char *nl;
-	int rc = 0;
-
-	t->have = false;
-	t->torn_bytes = 0;
-	if (fstat(a->fd, &st) != 0) {
-		rc = -errno;
-		snprintf(err, errlen, "audit log %s: fstat: %s", a->path, strerror(-rc));
-		return rc;
-	}
-	if (st.st_size == 0)
-		return 0;
-	n = (size_t)st.st_size < TAIL_READ ? (size_t)st.st_size : TAIL_READ;
-	base = st.st_size - (off_t)n;
-	chunk = malloc(n);
-	if (chunk == NULL) {
-		snprintf(err, errlen, "audit log %s: out of memory", a->path);
-		return -ENOMEM;
-	}
-	rc = pread_all(a->fd, chunk, n, base);
-	if (rc != 0) {
-		snprintf(err, errlen, "audit log %s: read: %s", a->path, strerror(-rc));
-		goto out;
-	}
-	end = n;
-	if (chunk[n - 1] != '\n') {
-		nl = memrchr(chunk, '\n', n);
-		if (nl == NULL && base > 0)
-			goto not_a_record; /* longer than any record could be */
-		end = nl != NULL ? (size_t)(nl - chunk) + 1 : 0;
-		if (ftruncate(a->fd, base + (off_t)end) != 0) {
-			rc = -errno;
-			snprintf(err, errlen, "audit log %s: cutting off a partial last line: %s",
-				 a->path, strerror(-rc));
-			goto out;
-		}
-		t->torn_bytes = (long long)(n - end);
-		if (end == 0)
-			goto out; /* the file held nothing but the partial line */
-	}
-	rc = tail_record(chunk, end, base == 0, t);
-	if (rc == -ENOMEM) {
-		snprintf(err, errlen, "audit log %s: out of memory", a->path);
-		goto out;
-	}
-	if (rc != 0)
-		goto not_a_record;
-	if (t->epoch >= t->seq) {
-		/* every epoch opens with a record of its own: a larger number is forged */
-		snprintf(err, errlen, "audit log %s: the last record's epoch is impossible; "
-			 "move the file aside", a->path);
-		t->have = false;
-		rc = -EINVAL;
-	}
-	goto out;
-not_a_record:
-	snprintf(err, errlen, "audit log %s: the last line is not an audit record; "
-		 "move the file aside", a->path);
-	rc = -EINVAL;
-out:
-	free(chunk);
-	return rc;
-}
-
 /*
  * Where to continue: the file's last record, or the vault checkpoint when
  * the file is new or ends before it (then the gap stays visible).
  */
-static void choose_start(struct audit *a, const struct tail *t, const uint8_t *blob, size_t blen,
+static void choose_start(struct audit *a, const struct audit_tail *t, const uint8_t *blob, size_t blen,
 			 bool *fresh, char *note, size_t notelen)
 {
 	struct audit_ckpt c;
@@ -679,7 +553,7 @@ int audit_open(const char *path, const uint8_t master[32],
 	       size_t checkpoint_len, struct audit **out, char *err, size_t errlen)
 {
 	struct audit *a = NULL;
-	struct tail t;
+	struct audit_tail t;
 	struct stat st;
 	struct audit_event ev;
 	const char *what = "open";
@@ -719,7 +593,7 @@ int audit_open(const char *path, const uint8_t master[32],
 	audit_links_watch(&a->links, a->fd);
 	a->dev = st.st_dev;
 	a->ino = st.st_ino;
-	rc = read_tail(a, &t, err, errlen);
+	rc = audit_tail_read(a->fd, a->path, &t, err, errlen);
 	if (rc != 0)
 		goto out;
 	a->file_empty = !t.have; /* empty, or nothing but a torn line, now cut */
