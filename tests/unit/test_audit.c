@@ -1444,6 +1444,49 @@ static void test_torn_last_line(void **state)
 	assert_broken("audit.log:6: after seq 5: not a valid audit record", NULL);
 }
 
+/*
+ * A last record whose epoch is not below its seq cannot be one the broker
+ * wrote (every epoch opens with a record of its own): continuing after it
+ * would take a forged epoch number as the chain's, so the broker refuses to
+ * start and leaves the file as it is.
+ */
+static void test_forged_last_epoch(void **state)
+{
+	struct audit *a = open_log(NULL, NULL, 0);
+	struct lines ls;
+	struct stat before, after;
+	char line[1024], err[512];
+	const char *at;
+	size_t head;
+	int fd, n;
+
+	(void)state;
+	append_get(a, "a");
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	at = strstr(ls.l[ls.n - 1], "\"epoch\":");
+	assert_non_null(at);
+	head = (size_t)(at - ls.l[ls.n - 1]);
+	at = strchr(at, ',');
+	assert_non_null(at);
+	/* the same record, its epoch set to 99 (its seq is 4) */
+	n = snprintf(line, sizeof(line), "%.*s\"epoch\":99%s\n", (int)head, ls.l[ls.n - 1], at);
+	assert_true(n > 0 && (size_t)n < sizeof(line));
+	lines_free(&ls);
+	fd = open(logpath, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, line, (size_t)n), n);
+	close(fd);
+	assert_int_equal(stat(logpath, &before), 0);
+
+	a = NULL;
+	assert_int_not_equal(audit_open(logpath, master, NULL, NULL, 0, &a, err, sizeof(err)), 0);
+	assert_null(a);
+	assert_non_null(strstr(err, "the last record's epoch is impossible"));
+	assert_int_equal(stat(logpath, &after), 0);
+	assert_int_equal(after.st_size, before.st_size);
+}
+
 /* ---- degraded: a full disk --------------------------------------------------------- */
 
 static void test_full_disk(void **state)
@@ -1607,6 +1650,7 @@ int main(void)
 		T(test_tamper_resealed_with_later_key),
 		T(test_tamper_wrong_key),
 		T(test_torn_last_line),
+		T(test_forged_last_epoch),
 		T(test_full_disk),
 		T(test_queue_then_flush),
 		T(test_queue_lost_on_failure),
