@@ -86,35 +86,48 @@ int audit_tail_read(int fd, const char *path, struct audit_tail *t, char *err, s
 		snprintf(err, errlen, "audit log %s: read: %s", path, strerror(-rc));
 		goto out;
 	}
+	/*
+	 * Everything is decided before anything is cut: a refused log is left
+	 * exactly as it was found, for the operator to look at.
+	 */
 	end = n;
 	if (chunk[n - 1] != '\n') {
 		nl = memrchr(chunk, '\n', n);
-		if (nl == NULL && base > 0)
-			goto not_a_record; /* longer than any record could be */
 		end = nl != NULL ? (size_t)(nl - chunk) + 1 : 0;
+		if (n - end >= AUDIT_RECORD_MAX) {
+			/* one write(2) of a record torn by a crash is shorter than that */
+			snprintf(err, errlen, "audit log %s: a partial last line longer than any "
+				 "record; move the file aside", path);
+			rc = -EINVAL;
+			goto out;
+		}
+	}
+	if (end > 0) {
+		rc = tail_record(chunk, end, base == 0, t);
+		if (rc == -ENOMEM) {
+			snprintf(err, errlen, "audit log %s: out of memory", path);
+			goto out;
+		}
+		if (rc != 0)
+			goto not_a_record;
+		if (t->epoch >= t->seq) {
+			/* every epoch opens with a record of its own: a larger number is forged */
+			snprintf(err, errlen, "audit log %s: the last record's epoch is impossible; "
+				 "move the file aside", path);
+			t->have = false;
+			rc = -EINVAL;
+			goto out;
+		}
+	}
+	if (end < n) {
 		if (ftruncate(fd, base + (off_t)end) != 0) {
 			rc = -errno;
 			snprintf(err, errlen, "audit log %s: cutting off a partial last line: %s",
 				 path, strerror(-rc));
+			t->have = false;
 			goto out;
 		}
 		t->torn_bytes = (long long)(n - end);
-		if (end == 0)
-			goto out; /* the file held nothing but the partial line */
-	}
-	rc = tail_record(chunk, end, base == 0, t);
-	if (rc == -ENOMEM) {
-		snprintf(err, errlen, "audit log %s: out of memory", path);
-		goto out;
-	}
-	if (rc != 0)
-		goto not_a_record;
-	if (t->epoch >= t->seq) {
-		/* every epoch opens with a record of its own: a larger number is forged */
-		snprintf(err, errlen, "audit log %s: the last record's epoch is impossible; "
-			 "move the file aside", path);
-		t->have = false;
-		rc = -EINVAL;
 	}
 	goto out;
 not_a_record:

@@ -1,10 +1,11 @@
 /*
  * Where an existing audit log leaves off, so that a starting broker goes on
  * with its chain: the last record's seq, epoch and chain value, read from
- * the file's end.  A partial last line (a crash mid-write) is cut off first
- * and counted.  The last line must parse as a record, and its epoch must be
- * below its seq (every epoch opens with a record of its own); anything else
- * is refused, for the operator to move the file aside.
+ * the file's end.  A partial last line (a crash mid-write, so shorter than
+ * any record) is cut off and counted.  The last complete line must parse as
+ * a record, and its epoch must be below its seq (every epoch opens with a
+ * record of its own); anything else is refused, for the operator to move the
+ * file aside, and a refused file is left exactly as it was.
  */
 #ifndef SECRETD_AUDIT_TAIL_H
 #define SECRETD_AUDIT_TAIL_H

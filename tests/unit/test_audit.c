@@ -1487,6 +1487,59 @@ static void test_forged_last_epoch(void **state)
 	assert_int_equal(after.st_size, before.st_size);
 }
 
+/*
+ * A refusal changes nothing: a log whose last complete line is no record,
+ * followed by a partial line, is refused with the partial line still there
+ * (it is the operator's evidence, and cutting it would hide what was
+ * appended); and so is a partial line longer than any record the broker can
+ * write, which no crash mid-write can leave.
+ */
+static void append_raw(const char *bytes, size_t len)
+{
+	int fd = open(logpath, O_WRONLY | O_APPEND);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+	close(fd);
+}
+
+static void assert_refused_unchanged(const char *why)
+{
+	struct stat before, after;
+	struct audit *a = NULL;
+	char err[512];
+
+	assert_int_equal(stat(logpath, &before), 0);
+	assert_int_not_equal(audit_open(logpath, master, NULL, NULL, 0, &a, err, sizeof(err)), 0);
+	assert_null(a);
+	assert_non_null(strstr(err, why));
+	assert_int_equal(stat(logpath, &after), 0);
+	assert_int_equal(after.st_size, before.st_size);
+}
+
+static void test_refused_tail_left_alone(void **state)
+{
+	struct audit *a = open_log(NULL, NULL, 0);
+	char *torn = malloc(AUDIT_RECORD_MAX + 1);
+
+	(void)state;
+	assert_non_null(torn);
+	append_get(a, "a");
+	assert_int_equal(audit_close(a), 0);
+	append_raw("hello\n{\"ts\":\"2026-", 18);
+	assert_refused_unchanged("not an audit record");
+
+	/* the same with a record last: only an overlong partial line is refused */
+	unlink(logpath);
+	a = open_log(NULL, NULL, 0);
+	append_get(a, "a");
+	assert_int_equal(audit_close(a), 0);
+	memset(torn, 'x', AUDIT_RECORD_MAX + 1);
+	append_raw(torn, AUDIT_RECORD_MAX + 1);
+	assert_refused_unchanged("longer than any record");
+	free(torn);
+}
+
 /* ---- degraded: a full disk --------------------------------------------------------- */
 
 static void test_full_disk(void **state)
@@ -1651,6 +1704,7 @@ int main(void)
 		T(test_tamper_wrong_key),
 		T(test_torn_last_line),
 		T(test_forged_last_epoch),
+		T(test_refused_tail_left_alone),
 		T(test_full_disk),
 		T(test_queue_then_flush),
 		T(test_queue_lost_on_failure),
