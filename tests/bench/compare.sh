@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# compare.sh BUILD_DIR: secretd side by side with the null server (and Redis
-# when installed, and an older secretd when OLD= names one), in one run.
+# compare.sh BUILD_DIR: secretd side by side with the null server and the
+# contract's floor (secretd-null --floor), and Redis when installed, and an
+# older secretd when OLD= names one, in one run.
 #
 #   tests/bench/compare.sh build
 #   OLD=/tmp/old/build/broker/secretd SECONDS_PER_RUN=5 tests/bench/compare.sh build
@@ -95,6 +96,17 @@ start_secretd() {
   printf %s "$VALUE" | "$SECRETCTL" -s "$d/sock" put bench/key >/dev/null
 }
 
+# start_floor: secretd-null --floor, the least a broker keeping the contract
+# does (a sealed value opened, a MAC-chained record written before the answer).
+start_floor() {
+  mkdir -p "$T/floor"
+  "$NULLD" -s "$T/floor/sock" --floor "$T/floor/audit.log" 2>"$T/floor/log" &
+  PIDS+=($!)
+  # shellcheck disable=SC2034 # read through ${!pid} in measure
+  PID_floor=$!
+  wait_socket $! "$T/floor/sock" "$BENCH" -s "$T/floor/sock" -c 1 -n 1 bench/key
+}
+
 start_null() {
   mkdir -p "$T/null"
   "$NULLD" -s "$T/null/sock" 2>"$T/null/log" &
@@ -186,10 +198,11 @@ row() {
 }
 
 start_null
+start_floor
 start_secretd new "$SECRETD"
 [ -n "$OLD" ] && start_secretd old "$OLD"
 start_redis
-SERVERS=(null new)
+SERVERS=(null floor new)
 [ -n "$OLD" ] && SERVERS+=(old)
 [ "$HAVE_REDIS" = 1 ] && SERVERS+=(redis)
 

@@ -11,6 +11,14 @@
  * server of this protocol can do.  Point secretd-bench at it to get the rate
  * and CPU per request of the socket round trip alone.  It runs until killed;
  * the socket file is the caller's to remove.
+ *
+ *   secretd-null -s SOCKET --floor LOG
+ *
+ * adds the contract's floor (floor.h): each answer's value opened from its
+ * sealed form, a MAC-chained record for each request, and the records of a
+ * turn of the loop written to LOG in one write(2) before any of the turn's
+ * answers is sent.  What a broker keeping the contract cannot avoid, so the
+ * best ratio against the null server that any such broker can reach here.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -23,6 +31,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "floor.h"
 #include "secretd/wire.h"
 
 #define VALUE_LEN 32u
@@ -35,6 +44,8 @@
 struct nconn {
 	int fd;
 	bool want_out; /* EPOLLOUT registered: answers are waiting for room */
+	bool dirty;    /* --floor: answers wait for this turn's records */
+	struct nconn *next_dirty;
 	size_t in_len, out_len;
 	uint8_t in[IN_CAP];
 	uint8_t out[OUT_CAP];
@@ -42,6 +53,8 @@ struct nconn {
 
 static uint8_t answer[WIRE_HEADER_SIZE + 64];
 static size_t answer_len;
+static bool floor_on;
+static struct nconn *dirty; /* --floor: connections with answers held */
 
 static int encode_answer(void)
 {
@@ -104,16 +117,59 @@ static int nconn_parse(struct nconn *c)
 			return -1; /* empty or larger than any frame it expects */
 		if (c->in_len - off < WIRE_HEADER_SIZE + (size_t)len)
 			break;
-		if (c->out_len + answer_len > OUT_CAP)
-			break; /* the rest waits until the client reads */
-		memcpy(c->out + c->out_len, answer, answer_len);
-		c->out_len += answer_len;
+		if (floor_on) {
+			size_t n = floor_answer(c->out + c->out_len, OUT_CAP - c->out_len);
+
+			if (n == 0)
+				break; /* the rest waits for room, or for the next turn */
+			c->out_len += n;
+		} else {
+			if (c->out_len + answer_len > OUT_CAP)
+				break; /* the rest waits until the client reads */
+			memcpy(c->out + c->out_len, answer, answer_len);
+			c->out_len += answer_len;
+		}
 		off += WIRE_HEADER_SIZE + (size_t)len;
 		queued++;
 	}
 	memmove(c->in, c->in + off, c->in_len - off);
 	c->in_len -= off;
 	return queued;
+}
+
+/* --floor: queue c's answers, to be sent once the turn's records are written. */
+static int nconn_hold(struct nconn *c)
+{
+	if (nconn_parse(c) < 0)
+		return -1;
+	if (c->out_len > 0 && !c->dirty) {
+		c->dirty = true;
+		c->next_dirty = dirty;
+		dirty = c;
+	}
+	return 0;
+}
+
+/*
+ * --floor, after each turn: the records go out, then the answers; frames
+ * that were waiting for room are answered in another round.  When the
+ * records cannot be written no answer is sent: those connections close.
+ */
+static void floor_turn(int epfd)
+{
+	while (dirty != NULL) {
+		struct nconn *list = dirty, *c;
+		bool written = floor_write() == 0;
+
+		dirty = NULL;
+		while ((c = list) != NULL) {
+			list = c->next_dirty;
+			c->dirty = false;
+			if (!written || nconn_flush(epfd, c) != 0 ||
+			    (!c->want_out && nconn_hold(c) != 0))
+				nconn_close(c);
+		}
+	}
 }
 
 /*
@@ -135,6 +191,8 @@ static int nconn_serve(int epfd, struct nconn *c, uint32_t events)
 		if (n > 0)
 			c->in_len += (size_t)n;
 	}
+	if (floor_on)
+		return nconn_hold(c);
 	do {
 		queued = nconn_parse(c);
 		if (queued < 0 || nconn_flush(epfd, c) != 0)
@@ -158,7 +216,8 @@ static void on_accept(int epfd, int lfd)
 			continue;
 		}
 		c->fd = fd;
-		c->want_out = false;
+		c->want_out = c->dirty = false;
+		c->next_dirty = NULL;
 		c->in_len = c->out_len = 0;
 		ev.data.ptr = c;
 		if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -213,9 +272,11 @@ static int serve(int lfd)
 				on_accept(epfd, lfd);
 				continue;
 			}
+			/* never on the dirty list here: each turn ends with it empty */
 			if (nconn_serve(epfd, c, evs[i].events) != 0)
 				nconn_close(c);
 		}
+		floor_turn(epfd);
 	}
 }
 
@@ -223,9 +284,17 @@ int main(int argc, char **argv)
 {
 	int lfd;
 
-	if (argc != 3 || strcmp(argv[1], "-s") != 0) {
-		fprintf(stderr, "usage: secretd-null -s SOCKET\n");
+	if ((argc != 3 && argc != 5) || strcmp(argv[1], "-s") != 0 ||
+	    (argc == 5 && strcmp(argv[3], "--floor") != 0)) {
+		fprintf(stderr, "usage: secretd-null -s SOCKET [--floor LOG]\n");
 		return 2;
+	}
+	if (argc == 5) {
+		if (floor_open(argv[4]) != 0) {
+			fprintf(stderr, "secretd-null: cannot set up the floor\n");
+			return 1;
+		}
+		floor_on = true;
 	}
 	if (encode_answer() != 0) {
 		fprintf(stderr, "secretd-null: cannot encode the answer\n");
