@@ -146,10 +146,12 @@ size_t floor_answer(uint8_t *out, size_t cap)
 
 int floor_write(void)
 {
-	size_t off = 0;
+	size_t off = 0, len = records_len;
 
-	while (off < records_len) {
-		ssize_t n = write(log_fd, records + off, records_len - off);
+	/* written or not, these records are done with: their answers go, or close */
+	records_len = 0;
+	while (off < len) {
+		ssize_t n = write(log_fd, records + off, len - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -157,6 +159,5 @@ int floor_write(void)
 			return -1;
 		off += (size_t)n;
 	}
-	records_len = 0;
 	return 0;
 }

@@ -1444,56 +1444,7 @@ static void test_torn_last_line(void **state)
 	assert_broken("audit.log:6: after seq 5: not a valid audit record", NULL);
 }
 
-/*
- * A last record whose epoch is not below its seq cannot be one the broker
- * wrote (every epoch opens with a record of its own): continuing after it
- * would take a forged epoch number as the chain's, so the broker refuses to
- * start and leaves the file as it is.
- */
-static void test_forged_last_epoch(void **state)
-{
-	struct audit *a = open_log(NULL, NULL, 0);
-	struct lines ls;
-	struct stat before, after;
-	char line[1024], err[512];
-	const char *at;
-	size_t head;
-	int fd, n;
-
-	(void)state;
-	append_get(a, "a");
-	assert_int_equal(audit_close(a), 0);
-	read_lines(logpath, &ls);
-	at = strstr(ls.l[ls.n - 1], "\"epoch\":");
-	assert_non_null(at);
-	head = (size_t)(at - ls.l[ls.n - 1]);
-	at = strchr(at, ',');
-	assert_non_null(at);
-	/* the same record, its epoch set to 99 (its seq is 4) */
-	n = snprintf(line, sizeof(line), "%.*s\"epoch\":99%s\n", (int)head, ls.l[ls.n - 1], at);
-	assert_true(n > 0 && (size_t)n < sizeof(line));
-	lines_free(&ls);
-	fd = open(logpath, O_WRONLY | O_APPEND);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, line, (size_t)n), n);
-	close(fd);
-	assert_int_equal(stat(logpath, &before), 0);
-
-	a = NULL;
-	assert_int_not_equal(audit_open(logpath, master, NULL, NULL, 0, &a, err, sizeof(err)), 0);
-	assert_null(a);
-	assert_non_null(strstr(err, "the last record's epoch is impossible"));
-	assert_int_equal(stat(logpath, &after), 0);
-	assert_int_equal(after.st_size, before.st_size);
-}
-
-/*
- * A refusal changes nothing: a log whose last complete line is no record,
- * followed by a partial line, is refused with the partial line still there
- * (it is the operator's evidence, and cutting it would hide what was
- * appended); and so is a partial line longer than any record the broker can
- * write, which no crash mid-write can leave.
- */
+/* Append bytes to the log as they are; expect the next start refused, the file as it was. */
 static void append_raw(const char *bytes, size_t len)
 {
 	int fd = open(logpath, O_WRONLY | O_APPEND);
@@ -1517,10 +1468,52 @@ static void assert_refused_unchanged(const char *why)
 	assert_int_equal(after.st_size, before.st_size);
 }
 
+/*
+ * A last record whose epoch is not below its seq cannot be one the broker
+ * wrote (every epoch opens with a record of its own): continuing after it
+ * would take a forged epoch number as the chain's, so the broker refuses to
+ * start and leaves the file as it is.
+ */
+static void test_forged_last_epoch(void **state)
+{
+	struct audit *a = open_log(NULL, NULL, 0);
+	struct lines ls;
+	char line[1024];
+	const char *at;
+	size_t head;
+	int n;
+
+	(void)state;
+	append_get(a, "a");
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	at = strstr(ls.l[ls.n - 1], "\"epoch\":");
+	assert_non_null(at);
+	head = (size_t)(at - ls.l[ls.n - 1]);
+	at = strchr(at, ',');
+	assert_non_null(at);
+	/* the same record, its epoch set to 99 (its seq is 4) */
+	n = snprintf(line, sizeof(line), "%.*s\"epoch\":99%s\n", (int)head, ls.l[ls.n - 1], at);
+	assert_true(n > 0 && (size_t)n < sizeof(line));
+	lines_free(&ls);
+	append_raw(line, (size_t)n);
+	assert_refused_unchanged("the last record's epoch is impossible");
+}
+
+/*
+ * A refusal changes nothing: a log whose last complete line is no record,
+ * followed by a partial line, is refused with the partial line still there
+ * (it is the operator's evidence, and cutting it would hide what was
+ * appended); and so is a partial line longer than any record the broker can
+ * write, which no crash mid-write can leave.
+ */
 static void test_refused_tail_left_alone(void **state)
 {
 	struct audit *a = open_log(NULL, NULL, 0);
-	char *torn = malloc(AUDIT_RECORD_MAX + 1);
+	char *torn = malloc(AUDIT_RECORD_MAX);
+	struct lines ls;
+	struct stat st;
+	off_t before_torn;
 
 	(void)state;
 	assert_non_null(torn);
@@ -1534,9 +1527,21 @@ static void test_refused_tail_left_alone(void **state)
 	a = open_log(NULL, NULL, 0);
 	append_get(a, "a");
 	assert_int_equal(audit_close(a), 0);
-	memset(torn, 'x', AUDIT_RECORD_MAX + 1);
-	append_raw(torn, AUDIT_RECORD_MAX + 1);
+	assert_int_equal(stat(logpath, &st), 0);
+	before_torn = st.st_size;
+	memset(torn, 'x', AUDIT_RECORD_MAX);
+	append_raw(torn, AUDIT_RECORD_MAX);
 	assert_refused_unchanged("longer than any record");
+
+	/* one byte less could be a torn record: cut and counted */
+	assert_int_equal(truncate(logpath, before_torn), 0);
+	append_raw(torn, AUDIT_RECORD_MAX - 1);
+	a = open_log(NULL, NULL, 0);
+	assert_int_equal(audit_close(a), 0);
+	read_lines(logpath, &ls);
+	assert_int_equal(num_field(ls.l[ls.n - 2], "torn_bytes"), AUDIT_RECORD_MAX - 1);
+	lines_free(&ls);
+	assert_verifies((const char *const[]){ logpath }, 1);
 	free(torn);
 }
 
