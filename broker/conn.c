@@ -3,10 +3,12 @@
  * request at a time (a second waits while one is being decided, and each
  * connection gets one frame a turn of the loop, so that a client pipelining
  * costly requests cannot keep everyone else waiting).  Answers go out in
- * request order from the reply queue; a connection whose peer does not read
- * stops being read at MAX_REPLIES and is closed after request-timeout.
+ * request order from the reply queue (conn_reply.c); a connection whose
+ * peer does not read stops being read at MAX_REPLIES and is closed after
+ * request-timeout.
  */
 #include "conn.h"
+#include "conn_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -25,55 +27,7 @@
 #include "request.h"
 #include "services.h"
 
-#define MAX_REPLIES 64 /* replies queued before the connection is no longer read */
-/* Events queued for a subscriber: coalesced past the first, closed past the second. */
-#define EVENTS_COALESCE 32
-#define CONN_MAX_EVENTS 512
-
-enum conn_state {
-	CONN_OPEN,     /* takes requests */
-	CONN_DECIDING, /* a request is being decided; the next one waits */
-	CONN_DRAINING, /* takes no more: closes once its replies are written */
-	CONN_CLOSING,  /* the handle is closing; freed with the last reference */
-};
-
-TAILQ_HEAD(reply_list, reply);
-
-struct conn {
-	uv_pipe_t pipe; /* first: libuv hands back the handle */
-	struct services *svc;
-	enum conn_state state;
-	unsigned refs;
-	TAILQ_ENTRY(conn) link;       /* svc->conns */
-	TAILQ_ENTRY(conn) ready_link; /* svc->ready, while on_ready */
-	bool on_ready;
-	bool reading;                 /* uv_read_start is in effect */
-	void *stream;                 /* a watcher's state (never idle), or NULL */
-	void (*stream_end)(void *stream);
-	bool eof;                     /* the peer will send no more: answer, then close */
-	struct identity id;
-	char *audit_who;              /* id as its records write it (conn_audit_who) */
-	size_t audit_who_len;
-	struct limits_slot *slot;
-	uint8_t *in;                  /* guarded: frames may carry values */
-	size_t in_len, in_cap;
-	struct reply_list replies;
-	size_t nreplies;
-	/* The last reply freed, kept for the next request (most clients send one at a time). */
-	struct reply *spare;
-	size_t writing;               /* replies handed to uv_write */
-	uint64_t frame_started_ms;    /* first byte of an unfinished frame */
-	uint64_t write_started_ms;    /* the oldest answer the peer has not taken */
-	uint64_t active_ms;           /* last request decided */
-	struct conn_refusals refusals;
-};
-
 static void process_input(struct conn *c);
-
-static uint64_t now_ms(const struct conn *c)
-{
-	return uv_now(c->svc->loop);
-}
 
 /* ---- references and buffers ---------------------------------------------- */
 
@@ -84,7 +38,6 @@ void conn_ref(struct conn *c)
 
 static void buf_put(struct conn *c, uint8_t *buf, size_t cap, enum limits_buf kind);
 static void in_put(struct conn *c);
-static void pump(struct conn *c);
 
 static void conn_free(struct conn *c)
 {
@@ -131,7 +84,7 @@ static void buf_put(struct conn *c, uint8_t *buf, size_t cap, enum limits_buf ki
 }
 
 /* An answer's buffer back, wiping only its first dirty bytes (see reply.h). */
-static void out_put(struct conn *c, uint8_t *buf, size_t cap, size_t dirty)
+void conn_out_put(struct conn *c, uint8_t *buf, size_t cap, size_t dirty)
 {
 	if (buf == NULL)
 		return;
@@ -265,7 +218,7 @@ static void on_ready(uv_idle_t *h)
 		(void)uv_idle_stop(&svc->ready_idle);
 }
 
-static void make_ready(struct conn *c)
+void conn_make_ready(struct conn *c)
 {
 	struct services *svc = c->svc;
 
@@ -280,7 +233,7 @@ static void make_ready(struct conn *c)
 /* ---- reading ---------------------------------------------------------------- */
 
 /* The frame at the head of the input is all there (or its header is bad). */
-static bool whole_frame(const struct conn *c)
+bool conn_whole_frame(const struct conn *c)
 {
 	uint32_t len;
 
@@ -300,13 +253,13 @@ static bool takes_requests(const struct conn *c)
  * A connection that will take no more (the peer shut down its side, or the
  * broker is draining it) closes once its whole frames are answered.
  */
-static bool finished(const struct conn *c)
+bool conn_finished(const struct conn *c)
 {
 	if (!c->eof && c->state != CONN_DRAINING)
 		return false;
 	if (c->state == CONN_DECIDING || c->nreplies > 0)
 		return false;
-	return c->state != CONN_OPEN || !whole_frame(c);
+	return c->state != CONN_OPEN || !conn_whole_frame(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -317,9 +270,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
  * the buffer stays one frame and a bit), not while answers pile up unread.
  * A connection that asks one question at a time is never stopped.
  */
-static void update_reading(struct conn *c)
+void conn_update_reading(struct conn *c)
 {
-	bool want = takes_requests(c) && c->nreplies < MAX_REPLIES && !whole_frame(c);
+	bool want = takes_requests(c) && c->nreplies < MAX_REPLIES && !conn_whole_frame(c);
 
 	if (want && !c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) == 0)
@@ -399,8 +352,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	if (nread == UV_EOF) {
 		/* Whole requests are still answered; a half-sent one is dropped. */
 		c->eof = true;
-		update_reading(c);
-		if (finished(c))
+		conn_update_reading(c);
+		if (conn_finished(c))
 			conn_close(c);
 		return;
 	}
@@ -413,7 +366,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	if (c->in_len == 0)
-		c->frame_started_ms = now_ms(c);
+		c->frame_started_ms = conn_now_ms(c);
 	c->in_len += (size_t)nread;
 	process_input(c);
 }
@@ -426,7 +379,7 @@ static void consume(struct conn *c, size_t n)
 	memmove(c->in, c->in + n, rest);
 	sodium_memzero(c->in + rest, c->in_len - rest);
 	c->in_len = rest;
-	c->frame_started_ms = rest > 0 ? now_ms(c) : 0;
+	c->frame_started_ms = rest > 0 ? conn_now_ms(c) : 0;
 	in_release_if_empty(c);
 }
 
@@ -444,7 +397,7 @@ static void process_input(struct conn *c)
 	uint32_t len;
 	int rc;
 
-	if (c->state == CONN_OPEN && c->nreplies < MAX_REPLIES && whole_frame(c)) {
+	if (c->state == CONN_OPEN && c->nreplies < MAX_REPLIES && conn_whole_frame(c)) {
 		rc = wire_frame_length(c->in, WIRE_MAX_REQUEST, &len);
 		if (rc != 0) {
 			refuse_framing(c, rc);
@@ -456,17 +409,17 @@ static void process_input(struct conn *c)
 				c->state = CONN_OPEN;
 			if (c->state != CONN_CLOSING)
 				consume(c, WIRE_HEADER_SIZE + (size_t)len);
-			c->active_ms = now_ms(c);
-			if (c->state == CONN_OPEN && whole_frame(c))
-				make_ready(c);
+			c->active_ms = conn_now_ms(c);
+			if (c->state == CONN_OPEN && conn_whole_frame(c))
+				conn_make_ready(c);
 		}
 	}
 	if (c->state == CONN_CLOSING)
 		return;
-	if (finished(c))
+	if (conn_finished(c))
 		conn_close(c);
 	else
-		update_reading(c);
+		conn_update_reading(c);
 }
 
 void conn_request_decided(struct conn *c)
@@ -474,258 +427,16 @@ void conn_request_decided(struct conn *c)
 	if (c->state != CONN_DECIDING)
 		return;
 	c->state = c->svc->stopping ? CONN_DRAINING : CONN_OPEN;
-	c->active_ms = now_ms(c);
-	if (finished(c)) {
+	c->active_ms = conn_now_ms(c);
+	if (conn_finished(c)) {
 		conn_close(c);
 		return;
 	}
 	/* Never inside someone else's callback: the next frame waits a turn. */
-	if (whole_frame(c))
-		make_ready(c);
+	if (conn_whole_frame(c))
+		conn_make_ready(c);
 	else
-		update_reading(c);
-}
-
-/* ---- replies ---------------------------------------------------------------- */
-
-struct reply *conn_reply_new(struct conn *c, uint8_t type)
-{
-	struct reply *r = c->spare;
-
-	if (r != NULL) {
-		c->spare = NULL;
-		memset(r, 0, sizeof(*r));
-	} else if ((r = calloc(1, sizeof(*r))) == NULL) {
-		return NULL;
-	}
-	r->conn = c;
-	r->type = type;
-	r->resp.type = type;
-	r->state = REPLY_DECIDING;
-	r->out_dirty = SIZE_MAX;
-	r->started_ns = uv_hrtime();
-	TAILQ_INSERT_TAIL(&c->replies, r, link);
-	c->nreplies++;
-	conn_ref(c);
-	return r;
-}
-
-/* The reply is written (or never will be): free it and what it holds. */
-static void reply_free(struct reply *r)
-{
-	struct conn *c = r->conn;
-
-	TAILQ_REMOVE(&c->replies, r, link);
-	c->nreplies--;
-	reply_drop_content(r);
-	if (r->plain)
-		free(r->out);
-	else
-		out_put(c, r->out, r->out_cap, r->out_dirty);
-	free(r->ev_text);
-	if (c->spare == NULL)
-		c->spare = r; /* what it held is gone: the encoding, the value, the texts */
-	else
-		free(r);
-	conn_unref(c);
-}
-
-static void after_reply(struct conn *c, bool close_after)
-{
-	if (c->state == CONN_CLOSING)
-		return;
-	if (close_after || finished(c)) {
-		conn_close(c);
-		return;
-	}
-	/* Room in the queue again: a waiting frame gets its turn. */
-	if (c->state == CONN_OPEN && whole_frame(c))
-		make_ready(c);
-	update_reading(c);
-}
-
-static void on_write(uv_write_t *req, int status)
-{
-	struct reply *r = req->data;
-	struct conn *c = r->conn;
-	bool close_after = r->close_after || status < 0;
-
-	conn_ref(c);
-	c->writing--;
-	c->write_started_ms = now_ms(c);
-	reply_free(r);
-	after_reply(c, close_after);
-	if (c->state != CONN_CLOSING)
-		pump(c);
-	conn_unref(c);
-}
-
-/* Hand r to the socket: at once if nothing else is queued in libuv. */
-static int start_write(struct conn *c, struct reply *r)
-{
-	uv_buf_t buf = uv_buf_init((char *)r->out, (unsigned)r->out_len);
-	int w = 0;
-
-	if (c->writing == 0) {
-		w = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
-		if (w == (int)r->out_len)
-			return 1; /* all written */
-		if (w < 0 && w != UV_EAGAIN)
-			return w;
-		if (w < 0)
-			w = 0;
-		buf.base += w;
-		buf.len -= (unsigned)w;
-		c->write_started_ms = now_ms(c);
-	}
-	r->wreq.data = r;
-	w = uv_write(&r->wreq, (uv_stream_t *)&c->pipe, &buf, 1, on_write);
-	if (w != 0)
-		return w;
-	r->state = REPLY_WRITING;
-	c->writing++;
-	return 0;
-}
-
-/* Write every ready reply, in order, up to the first one still undecided. */
-static void pump(struct conn *c)
-{
-	struct reply *r = TAILQ_FIRST(&c->replies);
-
-	conn_ref(c);
-	while (r != NULL && c->state != CONN_CLOSING) {
-		struct reply *next = TAILQ_NEXT(r, link);
-		bool close_after = r->close_after;
-		int rc;
-
-		if (r->state == REPLY_WRITING) {
-			r = next;
-			continue;
-		}
-		if (r->state != REPLY_READY)
-			break;
-		/*
-		 * A stream's events wait here, one write at a time, so that a
-		 * subscriber that does not read has them coalesced (conn_push_event).
-		 */
-		if (c->writing > 0 && c->stream != NULL)
-			break;
-		rc = start_write(c, r);
-		if (rc < 0) {
-			conn_close(c);
-			break;
-		}
-		if (rc == 1) {
-			reply_free(r);
-			after_reply(c, close_after);
-		}
-		r = next;
-	}
-	conn_unref(c);
-}
-
-void conn_reply_ready(struct reply *r)
-{
-	struct conn *c = r->conn;
-
-	if (c->state == CONN_CLOSING) {
-		reply_free(r);
-		return;
-	}
-	r->state = REPLY_READY;
-	if (r->close_after && c->state != CONN_DECIDING)
-		c->state = CONN_DRAINING;
-	pump(c);
-}
-
-/* ---- streams ------------------------------------------------------------------ */
-
-/* Offsets in an encoded EVENT frame: header, version, type, status, str16 name, u32. */
-#define EVENT_NAME_AT (WIRE_HEADER_SIZE + 3 + 2)
-
-/* An event for the same name still waiting: it takes the newer version. */
-static bool coalesce(struct conn *c, const char *name, size_t len, uint32_t version)
-{
-	struct reply *r;
-
-	TAILQ_FOREACH_REVERSE(r, &c->replies, reply_list, link) {
-		uint8_t *v;
-
-		if (r->state != REPLY_READY)
-			break; /* an older one is already being written */
-		if (r->type != WIRE_EVENT || r->resp.status != WIRE_OK ||
-		    r->out_len != EVENT_NAME_AT + len + 4 ||
-		    memcmp(r->out + EVENT_NAME_AT, name, len) != 0)
-			continue;
-		v = r->out + EVENT_NAME_AT + len;
-		v[0] = (uint8_t)(version >> 24);
-		v[1] = (uint8_t)(version >> 16);
-		v[2] = (uint8_t)(version >> 8);
-		v[3] = (uint8_t)version;
-		return true;
-	}
-	return false;
-}
-
-static int push(struct conn *c, const struct wire_response *resp, bool close_after)
-{
-	size_t size = wire_response_size(resp);
-	struct reply *r;
-	long n;
-
-	if (size == 0)
-		return -1;
-	r = conn_reply_new(c, resp->type);
-	if (r == NULL)
-		return -1;
-	r->plain = true;
-	r->close_after = close_after;
-	r->out = malloc(size);
-	n = r->out != NULL ? wire_encode_response(resp, r->out, size) : -1;
-	if (n < 0) {
-		r->state = REPLY_READY;
-		r->out_len = 0;
-		reply_free(r);
-		return -1;
-	}
-	r->out_len = (size_t)n;
-	r->out_cap = size;
-	conn_reply_ready(r);
-	return 0;
-}
-
-int conn_push_event(struct conn *c, const char *name, size_t len, uint32_t version)
-{
-	struct wire_response resp = {
-		.type = WIRE_EVENT, .status = WIRE_OK, .version = version,
-		.name = { (const uint8_t *)name, len },
-	};
-
-	if (c->state == CONN_CLOSING || c->state == CONN_DRAINING)
-		return 0;
-	if (c->nreplies >= EVENTS_COALESCE && coalesce(c, name, len, version))
-		return 0;
-	if (c->nreplies >= CONN_MAX_EVENTS)
-		return -1;
-	return push(c, &resp, false);
-}
-
-void conn_end_stream(struct conn *c, uint8_t status, const char *message)
-{
-	struct wire_response resp = {
-		.type = WIRE_EVENT, .status = status,
-		.value = { (const uint8_t *)message, strlen(message) },
-	};
-
-	if (c->state == CONN_CLOSING || c->state == CONN_DRAINING)
-		return;
-	if (push(c, &resp, true) != 0) {
-		conn_close(c);
-		return;
-	}
-	if (c->state == CONN_OPEN)
-		c->state = CONN_DRAINING;
-	update_reading(c);
+		conn_update_reading(c);
 }
 
 /* ---- lifetime --------------------------------------------------------------- */
@@ -760,7 +471,7 @@ void conn_close(struct conn *c)
 		if (r->state == REPLY_AUDITING)
 			gate_forget(svc->gate, &r->gate);
 		if (r->state == REPLY_READY || r->state == REPLY_AUDITING)
-			reply_free(r);
+			conn_reply_free(r);
 	}
 	uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
@@ -789,7 +500,7 @@ int conn_start(struct services *svc, int fd, struct identity *id,
 	memset(id, 0, sizeof(*id));
 	c->refs = 1; /* the handle's, dropped in on_closed */
 	c->state = CONN_OPEN;
-	c->active_ms = now_ms(c);
+	c->active_ms = conn_now_ms(c);
 	TAILQ_INSERT_TAIL(&svc->conns, c, link);
 	svc->nconns++;
 	metrics_conn_opened(svc->metrics);
@@ -798,7 +509,7 @@ int conn_start(struct services *svc, int fd, struct identity *id,
 		conn_close(c);
 		return rc;
 	}
-	rc = limits_acquire(svc->limits, c->id.uid, c->id.cgroup, now_ms(c), &c->slot);
+	rc = limits_acquire(svc->limits, c->id.uid, c->id.cgroup, conn_now_ms(c), &c->slot);
 	if (rc != LIMITS_OK) {
 		c->state = CONN_DRAINING;
 		request_refuse_conn(svc, c, rc);
@@ -819,7 +530,7 @@ int conn_start(struct services *svc, int fd, struct identity *id,
 	if (!c->id.established)
 		log_info("connection from pid %d uid %u: identity not established: %s",
 			 (int)c->id.pid, (unsigned)c->id.uid, c->id.problem);
-	update_reading(c);
+	conn_update_reading(c);
 	return 0;
 }
 
@@ -832,7 +543,7 @@ static void sweep_one(struct conn *c, uint64_t now, const struct config *cfg)
 		log_info("closing connection from pid %d: its answer was not read in time",
 			 (int)c->id.pid);
 		conn_close(c);
-	} else if (c->state == CONN_OPEN && c->in_len > 0 && !whole_frame(c) &&
+	} else if (c->state == CONN_OPEN && c->in_len > 0 && !conn_whole_frame(c) &&
 		   now - c->frame_started_ms >= cfg->request_timeout_ms) {
 		log_info("closing connection from pid %d: request not completed in time",
 			 (int)c->id.pid);
@@ -863,7 +574,7 @@ void conns_stop(struct services *svc)
 			c->state = CONN_DRAINING;
 		/* DECIDING: conn_request_decided sees svc->stopping. */
 		if (c->state != CONN_CLOSING)
-			update_reading(c);
+			conn_update_reading(c);
 	}
 }
 
