@@ -27,6 +27,8 @@
 #include "request.h"
 #include "services.h"
 
+#define MAX_REPLIES 64 /* replies queued before the connection is no longer read */
+
 static void process_input(struct conn *c);
 
 /* ---- references and buffers ---------------------------------------------- */

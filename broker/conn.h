@@ -1,8 +1,9 @@
 /*
  * A client connection: its socket, the caller's identity, the input buffer
  * and the queue of replies, written strictly in request order.  Only
- * conn.c sees struct conn.  A connection is freed in one place: when the
- * last reference goes (its handle, each reply, each deferred request).
+ * conn.c and conn_reply.c see struct conn (through conn_internal.h).  A
+ * connection is freed in one place: when the last reference goes (its
+ * handle, each reply, each deferred request).
  */
 #ifndef SECRETD_CONN_H
 #define SECRETD_CONN_H

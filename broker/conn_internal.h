@@ -16,11 +16,7 @@
 #include "conn.h"
 #include "reply.h"
 #include "services.h"
-
-#define MAX_REPLIES 64 /* replies queued before the connection is no longer read */
-/* Events queued for a subscriber: coalesced past the first, closed past the second. */
-#define EVENTS_COALESCE 32
-#define CONN_MAX_EVENTS 512
+#include "tailq.h"
 
 enum conn_state {
 	CONN_OPEN,     /* takes requests */
@@ -66,7 +62,7 @@ static inline uint64_t conn_now_ms(const struct conn *c)
 }
 
 /* conn.c */
-/* An answer's buffer back, wiping only its first dirty bytes (see reply.h). */
+/* An answer's buffer back (see the definition). */
 void conn_out_put(struct conn *c, uint8_t *buf, size_t cap, size_t dirty);
 /* The frame at the head of the input is all there (or its header is bad). */
 bool conn_whole_frame(const struct conn *c);
@@ -78,7 +74,7 @@ void conn_make_ready(struct conn *c);
 void conn_update_reading(struct conn *c);
 
 /* conn_reply.c */
-/* The reply is written (or never will be): free it and what it holds. */
+/* Free a reply and what it holds (see the definition). */
 void conn_reply_free(struct reply *r);
 
 #endif

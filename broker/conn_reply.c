@@ -15,6 +15,10 @@
 
 #include "reply.h"
 
+/* Events queued for a subscriber: coalesced past the first, closed past the second. */
+#define EVENTS_COALESCE 32
+#define CONN_MAX_EVENTS 512
+
 static void pump(struct conn *c);
 
 /* ---- replies ---------------------------------------------------------------- */

@@ -15,25 +15,32 @@ printf 'value-x' | "$CTL" put app/x >/dev/null || fail "put"
 expect_status 0 "$CTL" get app/x
 stop_broker
 cp "$LOG" "$T/good.log"
+GOOD_LINES=$(wc -l <"$T/good.log")
+GOOD_SIZE=$(stat -c %s "$T/good.log")
 
-# refused_start WHY: secretd run must exit 1 saying WHY, answer nobody, and
-# leave $LOG byte for byte as it was.
+# refused_start WHY: secretd run must exit 1 saying WHY without ever
+# listening, leave $LOG byte for byte as it was, and audit-verify must name
+# the line after the good records.
 refused_start() {
   local why=$1 before after rc=0
   before=$(sha256sum <"$LOG")
-  timeout 20 "$SECRETD" run --socket "$SECRETD_SOCKET" --vault "$T/vault.db" \
+  timeout 5 "$SECRETD" run --socket "$SECRETD_SOCKET" --vault "$T/vault.db" \
     --key-file "$T/master.key" --policy "$T/policy.conf" --audit-log "$LOG" \
     >"$T/run.out" 2>"$T/run.err" || rc=$?
   [ "$rc" -eq 1 ] || fail "secretd run on a refused log exited $rc, not 1: $(cat "$T/run.err")"
   assert_contains "$(cat "$T/run.err")" "$why"
+  assert_not_contains "$(cat "$T/run.err")" "serving on"
+  # A broker that got as far as listening leaves its socket behind when it fails.
+  [ ! -e "$SECRETD_SOCKET" ] || fail "a refused broker created its socket"
   after=$(sha256sum <"$LOG")
   assert_eq "$after" "$before" "the refused log was changed"
-  [ ! -S "$SECRETD_SOCKET" ] || ! "$CTL" ping >/dev/null 2>&1 || fail "a refused broker answered"
+  expect_status 1 "$SECRETD" audit-verify --key-file "$T/master.key" --vault "$T/vault.db" "$LOG"
+  assert_contains "$ERR" "$LOG:$((GOOD_LINES + 1)):"
 }
 
 note "a line that is not a record, then a torn tail"
-printf 'this is not an audit record\n{"ts":"2026-12-03T00:00:00.000000Z","seq":9' >>"$LOG"
-refused_start "not an audit record"
+printf 'garbage\n{"ts":"2026-12-03T00:00:00.000000Z","seq":9' >>"$LOG"
+refused_start "the last line is not an audit record"
 
 note "a partial last line as long as a record (32768 bytes)"
 cp "$T/good.log" "$LOG"
@@ -42,11 +49,13 @@ refused_start "longer than any record"
 
 note "a short torn tail after a good record is cut off, counted, and the log verifies"
 cp "$T/good.log" "$LOG"
-printf '{"ts":"2026-12-03T00:00:00.000000Z","seq":9' >>"$LOG"
+torn='{"ts":"2026-12-03T00:00:00.000000Z","seq":9'
+printf '%s' "$torn" >>"$LOG"
 start_broker
 expect_status 0 "$CTL" get app/x
 stop_broker
-grep -q '"torn_bytes":43' "$LOG" || fail "the start record does not count the 43 torn bytes"
+cmp -n "$GOOD_SIZE" "$T/good.log" "$LOG" || fail "the records before the torn tail changed"
+grep -qE "\"torn_bytes\":${#torn}[,}]" "$LOG" || fail "the start record does not count the ${#torn} torn bytes"
 expect_status 0 "$SECRETD" audit-verify --key-file "$T/master.key" --vault "$T/vault.db" "$LOG"
 
 echo "PASS $TEST_NAME"
