@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "proc_parse.h"
 
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59
@@ -69,8 +70,6 @@
 /* Longer cgroup files (v1 hosts list every hierarchy) count as malformed. */
 #define CGROUP_FILE_MAX 16384
 #define STAT_FILE_MAX 1024
-/* NSpid holds one pid a namespace level (at most 32 levels). */
-#define STATUS_LINE_MAX 512
 /* The task flag set when a thread starts to exit (include/linux/sched.h). */
 #define PF_EXITING 0x00000004UL
 
@@ -80,13 +79,6 @@ struct proc_view {
 	size_t cgroup_len;
 	int cgroup_err; /* 0 or a negative errno */
 	int nspid;      /* entries in NSpid, or a negative errno */
-};
-
-/* The fields of /proc/<pid>/stat we need, all of the thread-group leader. */
-struct proc_stat {
-	char state;               /* field 3 */
-	unsigned long flags;      /* field 9 */
-	unsigned long long start; /* field 22 */
 };
 
 /* Why the process read is not to be taken for the caller. */
@@ -221,28 +213,6 @@ out:
 	return rc;
 }
 
-/* Count the pids on one "NSpid:\t1\t2" line (len bytes, no newline). */
-static int count_nspid(const char *line, size_t len)
-{
-	size_t i = strlen("NSpid:");
-	int count = 0;
-
-	while (i < len) {
-		size_t start;
-
-		while (i < len && (line[i] == ' ' || line[i] == '\t'))
-			i++;
-		start = i;
-		while (i < len && line[i] >= '0' && line[i] <= '9')
-			i++;
-		if (i == start && i < len)
-			return -EPROTO;
-		if (i > start)
-			count++;
-	}
-	return count > 0 ? count : -EPROTO;
-}
-
 /*
  * The number of NSpid entries in dirfd/status, and in *state (when not
  * NULL) the leader's state letter from the State line before it, or '\0'.
@@ -250,16 +220,16 @@ static int count_nspid(const char *line, size_t len)
  */
 static int status_nspid(int dirfd, char *state)
 {
-	char chunk[4096], line[STATUS_LINE_MAX];
-	size_t llen = 0;
-	bool overflow = false;
+	char chunk[4096];
+	struct proc_status_scan scan;
 	int fd = openat(dirfd, "status", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	int rc = -ENOENT;
+	int rc;
 
 	if (state != NULL)
 		*state = '\0';
 	if (fd < 0)
 		return -errno;
+	proc_status_init(&scan);
 	for (;;) {
 		ssize_t n = read(fd, chunk, sizeof(chunk));
 
@@ -269,88 +239,25 @@ static int status_nspid(int dirfd, char *state)
 			rc = -errno;
 			goto out;
 		}
-		if (n == 0)
+		if (n == 0 || proc_status_feed(&scan, chunk, (size_t)n))
 			break;
-		for (size_t i = 0; i < (size_t)n; i++) {
-			if (chunk[i] != '\n') {
-				if (llen < sizeof(line))
-					line[llen++] = chunk[i];
-				else
-					overflow = true;
-				continue;
-			}
-			if (llen >= strlen("NSpid:") && memcmp(line, "NSpid:", 6) == 0) {
-				rc = overflow ? -EFBIG : count_nspid(line, llen);
-				goto out;
-			}
-			/* "State:\tZ (zombie)" */
-			if (state != NULL && llen > 7 && memcmp(line, "State:\t", 7) == 0)
-				*state = line[7];
-			llen = 0;
-			overflow = false;
-		}
 	}
+	rc = scan.nspid;
+	if (state != NULL)
+		*state = scan.state;
 out:
 	close(fd);
 	return rc;
 }
 
-/* A decimal number of [p, end); false unless it is digits and fits. */
-static bool stat_number(const char *p, const char *end, unsigned long long *out)
-{
-	*out = 0;
-	if (p == end)
-		return false;
-	for (; p < end; p++) {
-		if (*p < '0' || *p > '9' || *out > (~0ULL - 9) / 10)
-			return false;
-		*out = *out * 10 + (unsigned long long)(*p - '0');
-	}
-	return true;
-}
-
-/*
- * State (field 3), flags (field 9) and start time (field 22) from
- * dirfd/stat.  comm, field 2, may hold spaces and ')', so fields are
- * counted after the LAST ')'.
- */
+/* State (field 3), flags (field 9) and start time (field 22) from dirfd/stat. */
 static int stat_read(int dirfd, struct proc_stat *st)
 {
 	char buf[STAT_FILE_MAX];
-	size_t len, i, field = 2;
-	unsigned long long flags = 0;
-	bool have_flags = false, have_start = false;
+	size_t len;
 	int rc = read_file_at(dirfd, "stat", buf, sizeof(buf), &len);
 
-	if (rc != 0)
-		return rc;
-	for (i = len; i > 0 && buf[i - 1] != ')'; i--)
-		;
-	if (i == 0)
-		return -EPROTO;
-	memset(st, 0, sizeof(*st));
-	while (i < len && field < 22) {
-		const char *f, *end;
-
-		if (buf[i] != ' ')
-			return -EPROTO;
-		field++;
-		f = buf + i + 1;
-		end = memchr(f, ' ', len - i - 1);
-		if (end == NULL)
-			end = buf + len;
-		if (field == 3 && end - f == 1)
-			st->state = f[0];
-		if (field == 9)
-			have_flags = stat_number(f, end, &flags);
-		if (field == 22)
-			have_start = stat_number(f, end, &st->start);
-		i = (size_t)(end - buf);
-	}
-	if (st->state == '\0' || !have_flags || !have_start)
-		return -EPROTO;
-	st->flags = (unsigned long)flags;
-	return 0;
+	return rc != 0 ? rc : proc_stat_parse(buf, len, st);
 }
 
 /* The leader is exiting or gone: /proc no longer shows its true cgroup. */
