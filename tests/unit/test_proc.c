@@ -37,6 +37,12 @@ static void test_stat_plain(void **state)
 	assert_int_equal(st.state, 'R');
 	assert_int_equal(st.flags, 4194304UL);
 	assert_int_equal(st.start, 8147323ULL);
+	/* Numbers up to the very top of the range, and not one past it. */
+	assert_int_equal(parse_stat("1 (x) S 1 2 3 4 5 0 7 8 9 10 11 12 13 14 15 16 17 18 "
+				    "18446744073709551615", &st), 0);
+	assert_true(st.start == ~0ULL);
+	assert_int_equal(parse_stat("1 (x) S 1 2 3 4 5 0 7 8 9 10 11 12 13 14 15 16 17 18 "
+				    "18446744073709551616", &st), -EPROTO);
 }
 
 /* comm may hold ')', spaces, digits and newlines: only the last ')' counts. */
