@@ -215,8 +215,9 @@ out:
 
 /*
  * The number of NSpid entries in dirfd/status, and in *state (when not
- * NULL) the leader's state letter from the State line before it, or '\0'.
- * Streamed a line at a time: the Groups line before it can be very long.
+ * NULL) the leader's state letter from the State line before it, or '\0'
+ * (none, or the file could not be read).  Read a chunk at a time and
+ * scanned by proc_parse.c: the Groups line before it can be very long.
  */
 static int status_nspid(int dirfd, char *state)
 {

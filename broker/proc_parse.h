@@ -24,7 +24,9 @@ struct proc_stat {
 /*
  * Parse the whole text of a stat file (len bytes, not terminated): fields
  * are counted after the LAST ')', since comm (field 2) may hold any byte
- * but NUL.  0, or -EPROTO when a field we need is missing or not a number.
+ * but NUL, each after exactly one space.  0, or -EPROTO when a field we
+ * need is missing, the state is not one byte, or flags or the start time
+ * is not a decimal that fits; *out is then partly written.
  */
 int proc_stat_parse(const char *text, size_t len, struct proc_stat *out);
 

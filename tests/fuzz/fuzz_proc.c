@@ -1,10 +1,11 @@
 /*
  * libFuzzer harness for the /proc/<pid>/stat and status parsers
- * (proc_parse.h).  The first byte chooses the file.  stat: parsed with its
- * exact length from an exact-size heap copy, and checked against a
- * reference written another way.  status: scanned whole and again cut into chunks whose lengths
- * come from the input itself; both must give the same State and NSpid.
- * Never a crash, a read past the input or a sanitizer report.
+ * (proc_parse.h).  The first byte chooses the file.  Each is parsed from an
+ * exact-size heap copy and checked against a reference written another way
+ * (stat's numbers against strtoull; status a whole line at a time).
+ * status is also scanned cut into chunks whose lengths come from the input,
+ * and must give the same State and NSpid however it is cut.  Never a
+ * crash, a read past the input or a sanitizer report.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -92,22 +93,69 @@ static void fuzz_stat(const char *text, size_t len)
 		abort();
 }
 
+/* The reference's NSpid count: tokens of digits between blanks, at least one. */
+static int ref_nspid(const char *line, size_t len)
+{
+	int count = 0;
+	size_t i = 6;
+
+	if (len > PROC_STATUS_LINE_MAX)
+		return -EFBIG;
+	while (i < len) {
+		if (line[i] == ' ' || line[i] == '\t') {
+			i++;
+			continue;
+		}
+		for (; i < len && line[i] != ' ' && line[i] != '\t'; i++)
+			if (line[i] < '0' || line[i] > '9')
+				return -EPROTO;
+		count++;
+	}
+	return count > 0 ? count : -EPROTO;
+}
+
+/*
+ * The reference scan: whole lines only; the last State line before the
+ * first NSpid line gives the state, that NSpid line the count.
+ */
+static void ref_status(const char *text, size_t len, struct proc_status_scan *out)
+{
+	const char *p = text, *end = text + len;
+
+	proc_status_init(out);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n;
+
+		if (nl == NULL)
+			return; /* a last line without its newline is never looked at */
+		n = (size_t)(nl - p);
+		if (n >= 6 && memcmp(p, "NSpid:", 6) == 0) {
+			out->nspid = ref_nspid(p, n);
+			out->done = true;
+			return;
+		}
+		if (n > 7 && memcmp(p, "State:\t", 7) == 0)
+			out->state = p[7];
+		p = nl + 1;
+	}
+}
+
 static void fuzz_status(const char *text, size_t len, const uint8_t *cuts, size_t ncuts)
 {
-	struct proc_status_scan whole, cut;
+	struct proc_status_scan whole, cut, ref;
 	size_t off = 0, i = 0;
-	bool done;
 
 	proc_status_init(&whole);
-	done = proc_status_feed(&whole, text, len);
-	if (done != whole.done || (done && whole.nspid == -ENOENT) ||
-	    (!done && whole.nspid != -ENOENT))
+	if (proc_status_feed(&whole, text, len) != whole.done)
 		abort();
-	if (whole.done && whole.nspid < 1 && whole.nspid != -EPROTO && whole.nspid != -EFBIG)
+	ref_status(text, len, &ref);
+	if (whole.nspid != ref.nspid || whole.state != ref.state || whole.done != ref.done)
 		abort();
+	/* Cut into chunks of 1 to 766 bytes (one byte each when no lengths are given). */
 	proc_status_init(&cut);
 	while (off < len) {
-		size_t step = ncuts > 0 ? (size_t)cuts[i++ % ncuts] % 64 + 1 : len;
+		size_t step = ncuts > 0 ? (size_t)cuts[i++ % ncuts] * 3 + 1 : 1;
 
 		if (step > len - off)
 			step = len - off;

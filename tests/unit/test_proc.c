@@ -19,7 +19,7 @@
 
 #include "proc_parse.h"
 
-/* What the kernel printed for `cat /proc/self/stat` (fields 23 on elided). */
+/* What the kernel printed for `cat /proc/self/stat`, some fields after 22 left out. */
 #define STAT_TAIL " R 17876 17876 25550 0 -1 4194304 99 0 0 0 0 0 0 0 20 0 1 0 8147323 " \
 		  "3133440 376 18446744073709551615 94075525095424 0 17 1 0 0 0 0 0\n"
 
@@ -70,19 +70,22 @@ static void test_stat_broken(void **state)
 		"17878 (cat)",                            /* nothing after comm */
 		"17878 (cat) R 1 2 3 4 5 6",              /* no start time */
 		"17878 (cat)  R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19", /* two spaces */
-		"17878 (cat) RS 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19", /* state not a letter */
+		"17878 (cat) RS 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19", /* a state of two bytes */
 		"17878 (cat) R 1 2 3 4 5 -1 7 8 9 10 11 12 13 14 15 16 17 18 19", /* flags negative */
 		"17878 (cat) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 99999999999999999999",
 		"17878 (cat) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 1x",
 	};
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		st.state = 'Q';
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(parse_stat(bad[i], &st), -EPROTO);
-	}
 	/* The length is honoured: the same text cut before the start time. */
 	assert_int_equal(proc_stat_parse("17878 (cat)" STAT_TAIL, 60, &st), -EPROTO);
+	/* ... and cut inside the start time, which then ends where the text does. */
+	assert_int_equal(proc_stat_parse("17878 (cat)" STAT_TAIL,
+					 (size_t)(strstr("17878 (cat)" STAT_TAIL, "8147323") -
+						  ("17878 (cat)" STAT_TAIL)) + 3, &st), 0);
+	assert_int_equal(st.start, 814ULL);
 }
 
 #define STATUS_HEAD "Name:\tgrep\nUmask:\t0022\nState:\tR (running)\nTgid:\t17879\n" \
@@ -148,7 +151,13 @@ static void test_status_long_lines(void **state)
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "\t1");
 	snprintf(text + n, sizeof(text) - n, "\n");
 	expect_status(text, -EFBIG, 'S');
-	/* One that just fits is counted. */
+	/* One byte too long (513), and exactly as long as the buffer (512). */
+	n = start + (size_t)snprintf(text + start, sizeof(text) - start, "NSpid:");
+	while (n - start + 2 <= PROC_STATUS_LINE_MAX)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "\t1");
+	snprintf(text + n, sizeof(text) - n, "1\n");
+	assert_int_equal(strlen(text + start), PROC_STATUS_LINE_MAX + 2);
+	expect_status(text, -EFBIG, 'S');
 	n = start + (size_t)snprintf(text + start, sizeof(text) - start, "NSpid:");
 	while (n - start + 2 <= PROC_STATUS_LINE_MAX)
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "\t1");
