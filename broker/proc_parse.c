@@ -91,7 +91,6 @@ static void status_line(struct proc_status_scan *s)
 
 	if (len >= strlen("NSpid:") && memcmp(line, "NSpid:", 6) == 0) {
 		s->nspid = s->overflow ? -EFBIG : count_nspid(line, len);
-		s->done = true;
 		return;
 	}
 	/* "State:\tZ (zombie)" */
@@ -101,7 +100,7 @@ static void status_line(struct proc_status_scan *s)
 
 bool proc_status_feed(struct proc_status_scan *s, const char *chunk, size_t n)
 {
-	for (size_t i = 0; i < n && !s->done; i++) {
+	for (size_t i = 0; i < n && s->nspid == -ENOENT; i++) {
 		if (chunk[i] != '\n') {
 			if (s->llen < sizeof(s->line))
 				s->line[s->llen++] = chunk[i];
@@ -113,5 +112,5 @@ bool proc_status_feed(struct proc_status_scan *s, const char *chunk, size_t n)
 		s->llen = 0;
 		s->overflow = false;
 	}
-	return s->done;
+	return s->nspid != -ENOENT;
 }

@@ -35,9 +35,9 @@ struct proc_status_scan {
 	char line[PROC_STATUS_LINE_MAX];
 	size_t llen;
 	bool overflow; /* the line being read is longer than line[] */
-	bool done;     /* the NSpid line was read: the rest is not looked at */
 	char state;    /* the State line's letter, or '\0' */
-	int nspid;     /* the NSpid entries; -ENOENT until the line is found */
+	/* The NSpid entries; -ENOENT until that line is read, and then the rest is not looked at. */
+	int nspid;
 };
 
 void proc_status_init(struct proc_status_scan *s);

@@ -6,8 +6,9 @@
  * request has an audit record, MAC-chained to the one before (keyed BLAKE2b
  * from a state keyed once); and the records of a turn go to the log in one
  * write(2) before any of their answers is sent.  No identity, policy, vault
- * lookup, rate limit or metrics: what is left between this floor and
- * secretd is those, and the broker's own code.
+ * lookup, rate limit, metrics or fsync, which the contract asks of a broker
+ * too: so this is an upper bound of any broker's ratio, and what is left
+ * between it and secretd is those, and the broker's own code.
  */
 #ifndef SECRETD_BENCH_FLOOR_H
 #define SECRETD_BENCH_FLOOR_H
